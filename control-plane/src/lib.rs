@@ -1,0 +1,1 @@
+//! Drover's control plane: state machine, durable store, API server.

@@ -1,0 +1,1 @@
+//! Drover's multi-process end-to-end tests.

@@ -1,0 +1,1 @@
+//! Drover's node agent: runs pods as containers or microVMs.

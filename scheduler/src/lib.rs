@@ -1,0 +1,1 @@
+//! Drover's scheduler: filter/score plugins over a cluster snapshot.
