@@ -1,0 +1,316 @@
+//! A typed client for the gRPC API, used by the CLI, the agent and the tests.
+
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::grpc::api_client::ApiClient;
+use crate::grpc::{self as pb};
+use crate::{Kind, Object, Resource};
+
+/// Largest message the client accepts (big lists of pods).
+const MAX_MESSAGE: usize = 1 << 30;
+
+/// What went wrong talking to the API; messages say what to do next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot reach the Drover API at {url}: {message} (is `drover server` running? set --server or DROVER_SERVER)"
+    )]
+    Unreachable { url: String, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// Another writer changed the object first; re-read and retry.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    /// A watch asked for history that was compacted: list again.
+    #[error("{0}")]
+    Gone(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Other(String),
+    #[error("the server sent an unreadable object: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    fn from_status(s: Status) -> ClientError {
+        let m = s.message().to_string();
+        match s.code() {
+            Code::NotFound => ClientError::NotFound(m),
+            Code::AlreadyExists => ClientError::AlreadyExists(m),
+            Code::Aborted | Code::FailedPrecondition => ClientError::Conflict(m),
+            Code::InvalidArgument => ClientError::Invalid(m),
+            Code::OutOfRange => ClientError::Gone(m),
+            Code::Unavailable => ClientError::Unavailable(m),
+            _ => ClientError::Other(format!("{:?}: {m}", s.code())),
+        }
+    }
+}
+
+/// One change seen by a watch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchEvent {
+    /// `ADDED`, `MODIFIED`, `DELETED` or `BOOKMARK`.
+    pub type_: String,
+    pub object: Object,
+    pub resource_version: u64,
+}
+
+/// What to list or watch.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// None lists every namespace.
+    pub namespace: Option<String>,
+    pub label_selector: String,
+    pub field_selector: String,
+}
+
+/// A connection to one API server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    api: ApiClient<Channel>,
+    url: String,
+}
+
+fn decode(bytes: &[u8]) -> Result<Object, ClientError> {
+    Object::from_json(bytes).map_err(|e| ClientError::Decode(e.to_string()))
+}
+
+impl Client {
+    /// Connects to `url` (e.g. `http://127.0.0.1:7700`), failing fast if it is down.
+    pub async fn connect(url: &str) -> Result<Client, ClientError> {
+        let unreachable = |message: String| ClientError::Unreachable {
+            url: url.to_string(),
+            message,
+        };
+        let endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(|e| unreachable(format!("invalid URL: {e}")))?
+            .connect_timeout(Duration::from_secs(3))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(20))
+            .keep_alive_while_idle(true);
+        let channel = endpoint.connect().await.map_err(|e| {
+            let mut msg = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg = format!("{msg}: {s}");
+                src = s.source();
+            }
+            unreachable(msg)
+        })?;
+        Ok(Client {
+            api: ApiClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+            url: url.to_string(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn map(&self, s: Status) -> ClientError {
+        if s.code() == Code::Unavailable && s.message().contains("transport") {
+            return ClientError::Unreachable {
+                url: self.url.clone(),
+                message: s.message().to_string(),
+            };
+        }
+        ClientError::from_status(s)
+    }
+
+    /// Creates an object; returns it as stored plus the server's warnings.
+    pub async fn create(&self, object: &Object) -> Result<(Object, Vec<String>), ClientError> {
+        let req = pb::CreateRequest {
+            object: object.to_json(),
+            dry_run: false,
+        };
+        let reply = self
+            .api
+            .clone()
+            .create(req)
+            .await
+            .map_err(|s| self.map(s))?
+            .into_inner();
+        Ok((decode(&reply.object)?, reply.warnings))
+    }
+
+    pub async fn get(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Object, ClientError> {
+        let req = pb::GetRequest {
+            kind: kind.name().into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        let reply = self
+            .api
+            .clone()
+            .get(req)
+            .await
+            .map_err(|s| self.map(s))?
+            .into_inner();
+        decode(&reply.object)
+    }
+
+    /// Lists objects; also returns the revision the list was read at.
+    pub async fn list(
+        &self,
+        kind: Kind,
+        opts: &ListOptions,
+    ) -> Result<(Vec<Object>, u64), ClientError> {
+        let req = pb::ListRequest {
+            kind: kind.name().into(),
+            namespace: opts.namespace.clone().unwrap_or_default(),
+            label_selector: opts.label_selector.clone(),
+            field_selector: opts.field_selector.clone(),
+        };
+        let reply = self
+            .api
+            .clone()
+            .list(req)
+            .await
+            .map_err(|s| self.map(s))?
+            .into_inner();
+        let items = reply
+            .items
+            .iter()
+            .map(|b| decode(b))
+            .collect::<Result<_, _>>()?;
+        Ok((items, reply.resource_version))
+    }
+
+    /// Replaces spec and metadata; `metadata.resourceVersion` makes it compare-and-set.
+    pub async fn update(&self, object: &Object) -> Result<(Object, Vec<String>), ClientError> {
+        let req = pb::UpdateRequest {
+            object: object.to_json(),
+            dry_run: false,
+        };
+        let reply = self
+            .api
+            .clone()
+            .update(req)
+            .await
+            .map_err(|s| self.map(s))?
+            .into_inner();
+        Ok((decode(&reply.object)?, reply.warnings))
+    }
+
+    /// Replaces status only.
+    pub async fn update_status(&self, object: &Object) -> Result<Object, ClientError> {
+        let req = pb::UpdateRequest {
+            object: object.to_json(),
+            dry_run: false,
+        };
+        let reply = self
+            .api
+            .clone()
+            .update_status(req)
+            .await
+            .map_err(|s| self.map(s))?
+            .into_inner();
+        decode(&reply.object)
+    }
+
+    /// Deletes (or marks for deletion when finalizers remain); `resource_version`
+    /// 0 means unconditional.
+    pub async fn delete(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        resource_version: u64,
+        propagation_policy: &str,
+    ) -> Result<Object, ClientError> {
+        let req = pb::DeleteRequest {
+            kind: kind.name().into(),
+            namespace: namespace.into(),
+            name: name.into(),
+            resource_version,
+            propagation_policy: propagation_policy.into(),
+        };
+        let reply = self
+            .api
+            .clone()
+            .delete(req)
+            .await
+            .map_err(|s| self.map(s))?
+            .into_inner();
+        decode(&reply.object)
+    }
+
+    /// Streams every change after `resource_version` (0: from now).
+    pub async fn watch(
+        &self,
+        kind: Kind,
+        opts: &ListOptions,
+        resource_version: u64,
+    ) -> Result<impl Stream<Item = Result<WatchEvent, ClientError>> + use<>, ClientError> {
+        let req = pb::WatchRequest {
+            kind: kind.name().into(),
+            namespace: opts.namespace.clone().unwrap_or_default(),
+            label_selector: opts.label_selector.clone(),
+            field_selector: opts.field_selector.clone(),
+            resource_version,
+        };
+        let stream = self
+            .api
+            .clone()
+            .watch(req)
+            .await
+            .map_err(|s| self.map(s))?
+            .into_inner();
+        Ok(stream.map(|item| {
+            let ev = item.map_err(ClientError::from_status)?;
+            Ok(WatchEvent {
+                type_: ev.r#type,
+                object: decode(&ev.object)?,
+                resource_version: ev.resource_version,
+            })
+        }))
+    }
+
+    /// The server's version and current revision.
+    pub async fn version(&self) -> Result<(String, u64), ClientError> {
+        let reply = self
+            .api
+            .clone()
+            .version(pb::VersionRequest {})
+            .await
+            .map_err(|s| self.map(s))?
+            .into_inner();
+        Ok((reply.version, reply.revision))
+    }
+
+    /// Typed get.
+    pub async fn get_as<T: Resource>(&self, namespace: &str, name: &str) -> Result<T, ClientError> {
+        let o = self.get(T::KIND, namespace, name).await?;
+        T::from_object(&o).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Typed list.
+    pub async fn list_as<T: Resource>(
+        &self,
+        opts: &ListOptions,
+    ) -> Result<(Vec<T>, u64), ClientError> {
+        let (items, rv) = self.list(T::KIND, opts).await?;
+        let typed = items
+            .iter()
+            .map(T::from_object)
+            .collect::<Result<_, _>>()
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        Ok((typed, rv))
+    }
+}
