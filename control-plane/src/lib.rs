@@ -1,1 +1,14 @@
-//! Drover's control plane: state machine, durable store, API server.
+//! Drover's control plane: a deterministic state machine over API objects
+//! (`state`), made durable in sled (`store`), served over gRPC and a JSON/HTTP
+//! gateway on one port (`api`).
+
+pub mod api;
+pub mod command;
+pub mod server;
+pub mod state;
+pub mod store;
+
+pub use command::{ApplyError, Command};
+pub use server::{ServerConfig, serve};
+pub use state::StateMachine;
+pub use store::Store;

@@ -73,6 +73,17 @@ pub struct ListOptions {
     pub field_selector: String,
 }
 
+/// How to delete.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// Compare-and-set precondition; 0 means unconditional.
+    pub resource_version: u64,
+    /// `Background` (default), `Foreground` or `Orphan`.
+    pub propagation_policy: String,
+    /// Seconds a pod bound to a node gets to stop; None: the pod's own setting.
+    pub grace_period_seconds: Option<i64>,
+}
+
 /// A connection to one API server.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -224,22 +235,21 @@ impl Client {
         decode(&reply.object)
     }
 
-    /// Deletes (or marks for deletion when finalizers remain); `resource_version`
-    /// 0 means unconditional.
+    /// Deletes (or marks for deletion when finalizers or a grace period hold it).
     pub async fn delete(
         &self,
         kind: Kind,
         namespace: &str,
         name: &str,
-        resource_version: u64,
-        propagation_policy: &str,
+        opts: &DeleteOptions,
     ) -> Result<Object, ClientError> {
         let req = pb::DeleteRequest {
             kind: kind.name().into(),
             namespace: namespace.into(),
             name: name.into(),
-            resource_version,
-            propagation_policy: propagation_policy.into(),
+            resource_version: opts.resource_version,
+            propagation_policy: opts.propagation_policy.clone(),
+            grace_period_seconds: opts.grace_period_seconds,
         };
         let reply = self
             .api

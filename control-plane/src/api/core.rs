@@ -1,0 +1,305 @@
+//! The API verbs shared by the gRPC service and the HTTP gateway: admission
+//! (validate, default, stamp uid and timestamps) then a command to the store.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use drover_proto::selector::{FieldSelector, Selector};
+use drover_proto::validation::{AdmitError, admit};
+use drover_proto::{Kind, Object};
+
+use crate::command::{ApplyError, Command, Propagation};
+use crate::store::{Store, StoreError, WatchFilter};
+
+/// Error classes, mapped to gRPC codes and HTTP statuses by the transports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    NotFound,
+    AlreadyExists,
+    Conflict,
+    Invalid,
+    Gone,
+    Unavailable,
+}
+
+/// An API error with a message for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError {
+            code: ErrorCode::Invalid,
+            message: message.into(),
+        }
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self.code {
+            ErrorCode::NotFound => "NotFound",
+            ErrorCode::AlreadyExists => "AlreadyExists",
+            ErrorCode::Conflict => "Conflict",
+            ErrorCode::Invalid => "Invalid",
+            ErrorCode::Gone => "Gone",
+            ErrorCode::Unavailable => "Unavailable",
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        let code = match &e {
+            StoreError::Apply(ApplyError::NotFound { .. }) => ErrorCode::NotFound,
+            StoreError::Apply(ApplyError::AlreadyExists { .. }) => ErrorCode::AlreadyExists,
+            StoreError::Apply(ApplyError::Conflict { .. }) => ErrorCode::Conflict,
+            StoreError::Apply(ApplyError::Invalid(_)) => ErrorCode::Invalid,
+            StoreError::Unavailable(_) => ErrorCode::Unavailable,
+        };
+        ApiError {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<AdmitError> for ApiError {
+    fn from(e: AdmitError) -> ApiError {
+        ApiError::invalid(e.to_string())
+    }
+}
+
+/// Parses a kind name as clients send it.
+pub fn parse_kind(kind: &str) -> Result<Kind, ApiError> {
+    Kind::parse(kind).ok_or_else(|| ApiError::invalid(format!("unknown kind {kind:?}")))
+}
+
+/// Parses selectors as clients send them.
+pub fn parse_selectors(labels: &str, fields: &str) -> Result<(Selector, FieldSelector), ApiError> {
+    let l = Selector::parse(labels).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let f = FieldSelector::parse(fields).map_err(|e| ApiError::invalid(e.to_string()))?;
+    Ok((l, f))
+}
+
+/// The verbs, over a store.
+#[derive(Clone)]
+pub struct ApiCore {
+    pub store: Arc<Store>,
+}
+
+/// Records a request's outcome and latency in `/metrics`.
+fn observe<T>(verb: &'static str, kind: &str, start: Instant, r: &Result<T, ApiError>) {
+    let code = match r {
+        Ok(_) => "OK",
+        Err(e) => e.label(),
+    };
+    metrics::counter!("drover_api_requests_total", "verb" => verb, "kind" => kind.to_string(), "code" => code)
+        .increment(1);
+    metrics::histogram!("drover_api_request_duration_seconds", "verb" => verb)
+        .record(start.elapsed().as_secs_f64());
+}
+
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let id = uuid::Uuid::new_v4();
+    id.as_bytes()[..5]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+impl ApiCore {
+    pub fn new(store: Arc<Store>) -> ApiCore {
+        ApiCore { store }
+    }
+
+    /// Creates an object; returns it as stored and warnings for the client.
+    pub async fn create(
+        &self,
+        mut object: Object,
+        dry_run: bool,
+    ) -> Result<(Arc<Object>, Vec<String>), ApiError> {
+        let start = Instant::now();
+        if object.metadata.name.is_empty()
+            && let Some(prefix) = object.metadata.generate_name.clone()
+        {
+            object.metadata.name = format!("{prefix}{}", random_suffix());
+        }
+        let kind_label = object.kind.clone();
+        let r = async {
+            let admitted = admit(object)?;
+            let mut obj = admitted.object;
+            // Identity and time are decided here, before the command, so the
+            // state machine stays deterministic.
+            obj.metadata.uid = Some(uuid::Uuid::new_v4().to_string());
+            obj.metadata.creation_timestamp = Some(chrono::Utc::now());
+            obj.metadata.resource_version = None;
+            obj.metadata.deletion_timestamp = None;
+            if admitted.kind.namespaced() {
+                obj.metadata.namespace = Some(obj.metadata.namespace_or_default().to_string());
+            } else {
+                obj.metadata.namespace = None;
+            }
+            if dry_run {
+                return Ok((Arc::new(obj), admitted.warnings));
+            }
+            let stored = self.store.propose(Command::Create { object: obj }).await?;
+            Ok((stored, admitted.warnings))
+        }
+        .await;
+        observe("create", &kind_label, start, &r);
+        r
+    }
+
+    /// Replaces an object's metadata and spec (status is kept).
+    pub async fn update(
+        &self,
+        object: Object,
+        dry_run: bool,
+    ) -> Result<(Arc<Object>, Vec<String>), ApiError> {
+        let start = Instant::now();
+        let kind_label = object.kind.clone();
+        let r = async {
+            let precondition = revision_precondition(&object)?;
+            let admitted = admit(object)?;
+            if dry_run {
+                return Ok((Arc::new(admitted.object), admitted.warnings));
+            }
+            let stored = self
+                .store
+                .propose(Command::Update {
+                    object: admitted.object,
+                    precondition,
+                })
+                .await?;
+            Ok((stored, admitted.warnings))
+        }
+        .await;
+        observe("update", &kind_label, start, &r);
+        r
+    }
+
+    /// Replaces an object's status.
+    pub async fn update_status(&self, object: Object) -> Result<Arc<Object>, ApiError> {
+        let start = Instant::now();
+        let kind_label = object.kind.clone();
+        let r = async {
+            let precondition = revision_precondition(&object)?;
+            let admitted = admit(object)?;
+            Ok(self
+                .store
+                .propose(Command::UpdateStatus {
+                    object: admitted.object,
+                    precondition,
+                })
+                .await?)
+        }
+        .await;
+        observe("update_status", &kind_label, start, &r);
+        r
+    }
+
+    pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Arc<Object>, ApiError> {
+        let start = Instant::now();
+        let r = self
+            .store
+            .get(kind, namespace, name)
+            .ok_or_else(|| ApiError {
+                code: ErrorCode::NotFound,
+                message: format!("{} \"{name}\" not found", kind.plural()),
+            });
+        observe("get", kind.name(), start, &r);
+        r
+    }
+
+    pub fn list(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        labels: &str,
+        fields: &str,
+    ) -> Result<(Vec<Arc<Object>>, u64), ApiError> {
+        let start = Instant::now();
+        let r =
+            parse_selectors(labels, fields).map(|(l, f)| self.store.list(kind, namespace, &l, &f));
+        observe("list", kind.name(), start, &r);
+        r
+    }
+
+    pub async fn delete(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        precondition: Option<u64>,
+        propagation: &str,
+        grace_period_seconds: Option<i64>,
+    ) -> Result<Arc<Object>, ApiError> {
+        let start = Instant::now();
+        let r = async {
+            let propagation = Propagation::parse(propagation).map_err(ApiError::invalid)?;
+            let namespace = if kind.namespaced() {
+                if namespace.is_empty() {
+                    drover_proto::DEFAULT_NAMESPACE
+                } else {
+                    namespace
+                }
+            } else {
+                ""
+            };
+            Ok(self
+                .store
+                .propose(Command::Delete {
+                    kind,
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                    precondition,
+                    propagation,
+                    grace_period_seconds,
+                    now: chrono::Utc::now(),
+                })
+                .await?)
+        }
+        .await;
+        observe("delete", kind.name(), start, &r);
+        r
+    }
+
+    /// Starts a watch after `since` (0: from now).
+    pub fn watch(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        labels: &str,
+        fields: &str,
+        since: u64,
+    ) -> Result<crate::store::watch::Watch, ApiError> {
+        let (labels, fields) = parse_selectors(labels, fields)?;
+        let filter = WatchFilter {
+            kind,
+            namespace: namespace.map(str::to_string),
+            labels,
+            fields,
+        };
+        metrics::counter!("drover_api_requests_total", "verb" => "watch", "kind" => kind.name(), "code" => "OK")
+            .increment(1);
+        self.store.watch(filter, since).map_err(|e| ApiError {
+            code: ErrorCode::Gone,
+            message: e.to_string(),
+        })
+    }
+}
+
+fn revision_precondition(object: &Object) -> Result<Option<u64>, ApiError> {
+    match object.metadata.resource_version.as_deref() {
+        None | Some("") => Ok(None),
+        Some(rv) => rv.parse().map(Some).map_err(|_| {
+            ApiError::invalid(format!(
+                "metadata.resourceVersion: {rv:?} is not a resource version from this server"
+            ))
+        }),
+    }
+}

@@ -1,0 +1,10 @@
+//! The API: one set of verbs (`core`) served over gRPC (`grpc`) and a
+//! Kubernetes-style JSON/HTTP gateway (`http`) on the same port, plus
+//! Prometheus metrics.
+
+pub mod core;
+pub mod grpc;
+pub mod http;
+pub mod metrics;
+
+pub use core::{ApiCore, ApiError, ErrorCode};

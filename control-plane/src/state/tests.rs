@@ -1,0 +1,475 @@
+use std::sync::Arc;
+
+use chrono::TimeZone;
+use drover_proto::selector::{FieldSelector, Selector};
+use drover_proto::{Kind, Object, OwnerReference, Time};
+use serde_json::json;
+
+use super::*;
+use crate::command::{ApplyError, Command, Propagation};
+
+fn t0() -> Time {
+    chrono::Utc
+        .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+fn obj(v: serde_json::Value) -> Object {
+    serde_json::from_value(v).unwrap()
+}
+
+fn pod(name: &str, node: Option<&str>) -> Object {
+    let mut spec = json!({"containers": [{"name": "c", "image": "busybox"}], "terminationGracePeriodSeconds": 30});
+    if let Some(n) = node {
+        spec["nodeName"] = json!(n);
+    }
+    obj(
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "uid": format!("uid-{name}"), "labels": {"app": "web"}}, "spec": spec}),
+    )
+}
+
+fn owned(mut o: Object, owner: &Object) -> Object {
+    o.metadata.owner_references.push(OwnerReference {
+        api_version: owner.api_version.clone(),
+        kind: owner.kind.clone(),
+        name: owner.metadata.name.clone(),
+        uid: owner.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: None,
+    });
+    o
+}
+
+fn rs(name: &str) -> Object {
+    obj(
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": name, "uid": format!("uid-{name}")}, "spec": {"replicas": 1}}),
+    )
+}
+
+fn create(sm: &mut StateMachine, o: Object) -> Arc<Object> {
+    sm.apply(&Command::Create { object: o }).0.unwrap()
+}
+
+fn delete(kind: Kind, name: &str, propagation: Propagation, grace: Option<i64>) -> Command {
+    Command::Delete {
+        kind,
+        namespace: "default".into(),
+        name: name.into(),
+        precondition: None,
+        propagation,
+        grace_period_seconds: grace,
+        now: t0(),
+    }
+}
+
+#[test]
+fn create_get_and_revisions() {
+    let mut sm = StateMachine::new(100);
+    let a = create(&mut sm, pod("a", None));
+    assert_eq!(a.metadata.resource_version.as_deref(), Some("1"));
+    assert_eq!(a.metadata.generation, Some(1));
+    assert_eq!(a.metadata.namespace.as_deref(), Some("default"));
+    let b = create(&mut sm, pod("b", None));
+    assert_eq!(b.metadata.resource_version.as_deref(), Some("2"));
+    assert_eq!(sm.get(Kind::Pod, "default", "a"), Some(a));
+    let (r, changes) = sm.apply(&Command::Create {
+        object: pod("a", None),
+    });
+    assert!(matches!(r, Err(ApplyError::AlreadyExists { .. })));
+    assert!(changes.is_empty());
+    assert_eq!(sm.revision(), 2);
+}
+
+#[test]
+fn unknown_namespace_is_refused() {
+    let mut sm = StateMachine::new(100);
+    let mut p = pod("a", None);
+    p.metadata.namespace = Some("prod".into());
+    let (r, _) = sm.apply(&Command::Create { object: p.clone() });
+    assert!(matches!(r, Err(ApplyError::NotFound { .. })), "{r:?}");
+    create(
+        &mut sm,
+        obj(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}})),
+    );
+    create(&mut sm, p);
+}
+
+#[test]
+fn update_is_compare_and_set_and_bumps_generation_on_spec_only() {
+    let mut sm = StateMachine::new(100);
+    let a = create(&mut sm, rs("web"));
+    let mut changed = (*a).clone();
+    changed.body.insert("spec".into(), json!({"replicas": 3}));
+    let (r, _) = sm.apply(&Command::Update {
+        object: changed.clone(),
+        precondition: Some(99),
+    });
+    assert!(
+        matches!(
+            r,
+            Err(ApplyError::Conflict {
+                expected: 99,
+                actual: 1,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    let b = sm
+        .apply(&Command::Update {
+            object: changed.clone(),
+            precondition: Some(1),
+        })
+        .0
+        .unwrap();
+    assert_eq!(b.metadata.generation, Some(2));
+    assert_eq!(b.metadata.revision(), Some(2));
+
+    // Labels only: new revision, same generation.
+    let mut relabel = (*b).clone();
+    relabel.metadata.labels.insert("x".into(), "y".into());
+    let c = sm
+        .apply(&Command::Update {
+            object: relabel,
+            precondition: None,
+        })
+        .0
+        .unwrap();
+    assert_eq!(
+        (c.metadata.generation, c.metadata.revision()),
+        (Some(2), Some(3))
+    );
+
+    // No-op: no new revision.
+    let d = sm
+        .apply(&Command::Update {
+            object: (*c).clone(),
+            precondition: None,
+        })
+        .0
+        .unwrap();
+    assert_eq!(d.metadata.revision(), Some(3));
+
+    // Status is kept by update and written by update_status without a generation bump.
+    let mut with_status = (*d).clone();
+    with_status
+        .body
+        .insert("status".into(), json!({"replicas": 3}));
+    let e = sm
+        .apply(&Command::UpdateStatus {
+            object: with_status,
+            precondition: Some(3),
+        })
+        .0
+        .unwrap();
+    assert_eq!(
+        (e.metadata.generation, e.metadata.revision()),
+        (Some(2), Some(4))
+    );
+    let mut no_status = (*e).clone();
+    no_status.body.remove("status");
+    no_status.body.insert("spec".into(), json!({"replicas": 4}));
+    let f = sm
+        .apply(&Command::Update {
+            object: no_status,
+            precondition: None,
+        })
+        .0
+        .unwrap();
+    assert_eq!(f.body.get("status"), Some(&json!({"replicas": 3})));
+    // Identity fields cannot be changed by an update.
+    let mut forged = (*f).clone();
+    forged.metadata.uid = Some("forged".into());
+    forged.metadata.generation = Some(100);
+    let g = sm
+        .apply(&Command::Update {
+            object: forged,
+            precondition: None,
+        })
+        .0
+        .unwrap();
+    assert_eq!(
+        (g.metadata.uid.as_deref(), g.metadata.generation),
+        (Some("uid-web"), Some(3))
+    );
+}
+
+#[test]
+fn finalizers_hold_deletion_until_removed() {
+    let mut sm = StateMachine::new(100);
+    let mut o = rs("web");
+    o.metadata.finalizers = vec!["example.com/hold".into()];
+    create(&mut sm, o);
+    let marked = sm
+        .apply(&delete(
+            Kind::ReplicaSet,
+            "web",
+            Propagation::Background,
+            None,
+        ))
+        .0
+        .unwrap();
+    assert_eq!(marked.metadata.deletion_timestamp, Some(t0()));
+    assert!(sm.get(Kind::ReplicaSet, "default", "web").is_some());
+    let mut release = (*marked).clone();
+    release.metadata.finalizers.clear();
+    let (r, changes) = sm.apply(&Command::Update {
+        object: release,
+        precondition: None,
+    });
+    assert!(r.is_ok());
+    assert_eq!(changes.last().map(|c| c.type_), Some(ChangeType::Deleted));
+    assert!(sm.get(Kind::ReplicaSet, "default", "web").is_none());
+}
+
+#[test]
+fn bound_pods_terminate_gracefully() {
+    let mut sm = StateMachine::new(100);
+    create(&mut sm, pod("bound", Some("node-1")));
+    create(&mut sm, pod("pending", None));
+    let p = sm
+        .apply(&delete(Kind::Pod, "bound", Propagation::Background, None))
+        .0
+        .unwrap();
+    assert_eq!(p.metadata.deletion_grace_period_seconds, Some(30));
+    assert_eq!(
+        p.metadata.deletion_timestamp,
+        Some(t0() + chrono::Duration::seconds(30))
+    );
+    // A second graceful delete changes nothing; the agent's final delete removes it.
+    let rev = sm.revision();
+    sm.apply(&delete(Kind::Pod, "bound", Propagation::Background, None))
+        .0
+        .unwrap();
+    assert_eq!(sm.revision(), rev);
+    sm.apply(&delete(
+        Kind::Pod,
+        "bound",
+        Propagation::Background,
+        Some(0),
+    ))
+    .0
+    .unwrap();
+    assert!(sm.get(Kind::Pod, "default", "bound").is_none());
+    sm.apply(&delete(Kind::Pod, "pending", Propagation::Background, None))
+        .0
+        .unwrap();
+    assert!(sm.get(Kind::Pod, "default", "pending").is_none());
+}
+
+#[test]
+fn background_cascade_follows_owner_references() {
+    let mut sm = StateMachine::new(100);
+    let deploy = obj(
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "uid": "uid-d"}, "spec": {}}),
+    );
+    create(&mut sm, deploy.clone());
+    let r = create(&mut sm, owned(rs("web-1"), &deploy));
+    create(&mut sm, owned(pod("web-1-a", None), &r));
+    create(&mut sm, owned(pod("web-1-b", Some("n1")), &r));
+    create(&mut sm, pod("unrelated", None));
+    sm.apply(&delete(
+        Kind::Deployment,
+        "web",
+        Propagation::Background,
+        None,
+    ))
+    .0
+    .unwrap();
+    assert!(sm.get(Kind::ReplicaSet, "default", "web-1").is_none());
+    assert!(sm.get(Kind::Pod, "default", "web-1-a").is_none());
+    // The bound pod is terminating, for its agent to stop.
+    let b = sm.get(Kind::Pod, "default", "web-1-b").unwrap();
+    assert!(b.metadata.deletion_timestamp.is_some());
+    assert!(sm.get(Kind::Pod, "default", "unrelated").is_some());
+}
+
+#[test]
+fn orphan_keeps_dependents_and_drops_the_reference() {
+    let mut sm = StateMachine::new(100);
+    let r = create(&mut sm, rs("web"));
+    create(&mut sm, owned(pod("a", None), &r));
+    sm.apply(&delete(Kind::ReplicaSet, "web", Propagation::Orphan, None))
+        .0
+        .unwrap();
+    let a = sm.get(Kind::Pod, "default", "a").unwrap();
+    assert!(a.metadata.owner_references.is_empty());
+}
+
+#[test]
+fn foreground_waits_for_dependents() {
+    let mut sm = StateMachine::new(100);
+    let r = create(&mut sm, rs("web"));
+    create(&mut sm, owned(pod("a", Some("n1")), &r));
+    let o = sm
+        .apply(&delete(
+            Kind::ReplicaSet,
+            "web",
+            Propagation::Foreground,
+            None,
+        ))
+        .0
+        .unwrap();
+    assert!(
+        o.metadata
+            .finalizers
+            .iter()
+            .any(|f| f == "foregroundDeletion")
+    );
+    assert!(sm.get(Kind::ReplicaSet, "default", "web").is_some());
+    // The agent finishes the pod: the owner goes with it.
+    sm.apply(&delete(Kind::Pod, "a", Propagation::Background, Some(0)))
+        .0
+        .unwrap();
+    assert!(sm.get(Kind::ReplicaSet, "default", "web").is_none());
+}
+
+#[test]
+fn deleting_a_namespace_deletes_its_contents() {
+    let mut sm = StateMachine::new(100);
+    create(
+        &mut sm,
+        obj(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tmp"}})),
+    );
+    let mut p = pod("a", None);
+    p.metadata.namespace = Some("tmp".into());
+    create(&mut sm, p);
+    let cmd = Command::Delete {
+        kind: Kind::Namespace,
+        namespace: String::new(),
+        name: "tmp".into(),
+        precondition: None,
+        propagation: Propagation::Background,
+        grace_period_seconds: None,
+        now: t0(),
+    };
+    sm.apply(&cmd).0.unwrap();
+    assert!(sm.get(Kind::Pod, "tmp", "a").is_none());
+    assert!(sm.get(Kind::Namespace, "", "tmp").is_none());
+}
+
+#[test]
+fn history_serves_watches_and_compacts() {
+    let mut sm = StateMachine::new(3);
+    for i in 0..5 {
+        create(&mut sm, pod(&format!("p{i}"), None));
+    }
+    let since3 = sm.changes_since(3).unwrap();
+    assert_eq!(
+        since3.iter().map(|c| c.revision).collect::<Vec<_>>(),
+        vec![4, 5]
+    );
+    assert_eq!(sm.changes_since(2).unwrap().len(), 3);
+    let err = sm.changes_since(1).unwrap_err();
+    assert_eq!(err.oldest, 2);
+    assert!(sm.changes_since(5).unwrap().is_empty());
+}
+
+#[test]
+fn lists_filter_by_namespace_labels_and_fields() {
+    let mut sm = StateMachine::new(100);
+    create(&mut sm, pod("a", Some("n1")));
+    create(&mut sm, pod("b", Some("n2")));
+    let all = sm.list(
+        Kind::Pod,
+        None,
+        &Selector::everything(),
+        &FieldSelector::default(),
+    );
+    assert_eq!(all.len(), 2);
+    let on_n1 = sm.list(
+        Kind::Pod,
+        Some("default"),
+        &Selector::parse("app=web").unwrap(),
+        &FieldSelector::parse("spec.nodeName=n1").unwrap(),
+    );
+    assert_eq!(on_n1.len(), 1);
+    assert_eq!(on_n1[0].metadata.name, "a");
+    assert!(
+        sm.list(
+            Kind::Pod,
+            Some("other"),
+            &Selector::everything(),
+            &FieldSelector::default()
+        )
+        .is_empty()
+    );
+}
+
+/// A deterministic command sequence from a seed.
+fn commands(seed: u64, n: usize) -> Vec<Command> {
+    let mut x = seed | 1;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    (0..n)
+        .map(|_| {
+            let name = format!("p{}", next() % 20);
+            match next() % 4 {
+                0 | 1 => Command::Create {
+                    object: pod(&name, (next() % 2 == 0).then_some("n1")),
+                },
+                2 => {
+                    let mut p = pod(&name, None);
+                    p.metadata
+                        .labels
+                        .insert("v".into(), (next() % 3).to_string());
+                    Command::Update {
+                        object: p,
+                        precondition: (next() % 3 == 0).then(|| next() % 50),
+                    }
+                }
+                _ => delete(
+                    Kind::Pod,
+                    &name,
+                    Propagation::Background,
+                    Some((next() % 2) as i64 * 5),
+                ),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn replay_is_deterministic() {
+    for seed in [1u64, 7, 42, 1234] {
+        let cmds = commands(seed, 400);
+        let mut a = StateMachine::new(1000);
+        let mut b = StateMachine::new(1000);
+        let ra: Vec<_> = cmds
+            .iter()
+            .map(|c| a.apply(c).0.map(|o| (*o).clone()))
+            .collect();
+        let rb: Vec<_> = cmds
+            .iter()
+            .map(|c| b.apply(c).0.map(|o| (*o).clone()))
+            .collect();
+        assert_eq!(ra, rb);
+        assert_eq!(a.snapshot(), b.snapshot());
+        // A snapshot restores the same state.
+        let mut c = StateMachine::new(1000);
+        c.restore(&a.snapshot()).unwrap();
+        assert_eq!(c.snapshot(), a.snapshot());
+        assert_eq!(c.revision(), a.revision());
+    }
+}
+
+proptest::proptest! {
+    /// Replaying history from any revision reconstructs every later change, in order, once.
+    #[test]
+    fn history_has_no_gaps(seed in 1u64..10_000, from in 0u64..50) {
+        let mut sm = StateMachine::new(10_000);
+        for c in commands(seed, 200) {
+            let _ = sm.apply(&c);
+        }
+        let from = from.min(sm.revision());
+        let changes = sm.changes_since(from).unwrap();
+        let revs: Vec<u64> = changes.iter().map(|c| c.revision).collect();
+        let want: Vec<u64> = (from + 1..=sm.revision()).collect();
+        proptest::prop_assert_eq!(revs, want);
+    }
+}

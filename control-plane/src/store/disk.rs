@@ -1,0 +1,225 @@
+//! The on-disk layout in one sled tree (so a batch is atomic):
+//! `o/{key}` → object JSON, `h/{revision:be64}` → change JSON (the watch
+//! history), `m/revision` and `m/compacted` → be64.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use drover_proto::{Kind, Object};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+
+use super::{MAX_BATCH, OpenError, Proposal, StoreError, elapsed_seconds};
+use crate::state::{Change, ChangeType, StateMachine};
+
+const REVISION: &[u8] = b"m/revision";
+const COMPACTED: &[u8] = b"m/compacted";
+
+#[derive(Serialize, Deserialize)]
+struct StoredChange {
+    revision: u64,
+    #[serde(rename = "type")]
+    type_: String,
+    kind: Kind,
+    key: String,
+    object: Object,
+    #[serde(default)]
+    prev: Option<Object>,
+}
+
+fn history_key(revision: u64) -> Vec<u8> {
+    let mut k = b"h/".to_vec();
+    k.extend_from_slice(&revision.to_be_bytes());
+    k
+}
+
+fn be64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+pub(super) fn open(
+    data_dir: &Path,
+    history_limit: usize,
+) -> Result<(sled::Db, sled::Tree, StateMachine), OpenError> {
+    let path = data_dir.display().to_string();
+    std::fs::create_dir_all(data_dir).map_err(|e| OpenError::Db {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let db = sled::Config::new()
+        .path(data_dir.join("store"))
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .map_err(|e| match e {
+            sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => OpenError::Corrupt {
+                path: path.clone(),
+                message: e.to_string(),
+            },
+            other => OpenError::Db {
+                path: path.clone(),
+                message: other.to_string(),
+            },
+        })?;
+    let tree = db.open_tree("state").map_err(|e| OpenError::Db {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let state =
+        load(&tree, history_limit).map_err(|message| OpenError::Corrupt { path, message })?;
+    Ok((db, tree, state))
+}
+
+/// Rebuilds the state machine from the tree.
+fn load(tree: &sled::Tree, history_limit: usize) -> Result<StateMachine, String> {
+    let mut state = StateMachine::new(history_limit);
+    for item in tree.scan_prefix(b"o/") {
+        let (k, v) = item.map_err(|e| e.to_string())?;
+        let object: Object = serde_json::from_slice(&v)
+            .map_err(|e| format!("object {}: {e}", String::from_utf8_lossy(&k)))?;
+        state.insert_loaded(object)?;
+    }
+    let read_u64 = |key: &[u8]| -> Result<u64, String> {
+        match tree.get(key).map_err(|e| e.to_string())? {
+            None => Ok(0),
+            Some(v) => {
+                be64(&v).ok_or_else(|| format!("{} is not 8 bytes", String::from_utf8_lossy(key)))
+            }
+        }
+    };
+    let revision = read_u64(REVISION)?;
+    let compacted = read_u64(COMPACTED)?;
+    state.set_loaded_revision(revision, compacted);
+    for item in tree.scan_prefix(b"h/") {
+        let (_, v) = item.map_err(|e| e.to_string())?;
+        let c: StoredChange =
+            serde_json::from_slice(&v).map_err(|e| format!("history entry: {e}"))?;
+        if c.revision > revision {
+            return Err(format!(
+                "history entry {} is newer than the revision {revision}",
+                c.revision
+            ));
+        }
+        let type_ = match c.type_.as_str() {
+            "ADDED" => ChangeType::Added,
+            "MODIFIED" => ChangeType::Modified,
+            _ => ChangeType::Deleted,
+        };
+        state.push_loaded_change(Change {
+            revision: c.revision,
+            type_,
+            kind: c.kind,
+            key: c.key,
+            object: Arc::new(c.object),
+            prev: c.prev.map(Arc::new),
+        });
+    }
+    if !state.is_empty() && revision == 0 {
+        return Err("objects present but no revision recorded".into());
+    }
+    Ok(state)
+}
+
+pub(super) struct Writer {
+    pub state: Arc<RwLock<StateMachine>>,
+    pub tree: sled::Tree,
+    pub db: sled::Db,
+    pub events: broadcast::Sender<Arc<Change>>,
+    pub data_dir: PathBuf,
+    pub history_limit: usize,
+}
+
+impl Writer {
+    /// Drains proposals in batches until every sender is gone.
+    pub(super) fn run(self, mut rx: mpsc::Receiver<Proposal>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch);
+        }
+    }
+
+    fn commit(&self, batch: Vec<Proposal>) {
+        let start = Instant::now();
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let mut results = Vec::with_capacity(batch.len());
+        let mut changes: Vec<Arc<Change>> = Vec::new();
+        for p in &batch {
+            let (result, mut c) = state.apply(&p.command);
+            results.push(result.map_err(StoreError::from));
+            changes.append(&mut c);
+        }
+        if !changes.is_empty()
+            && let Err(e) = self.persist(&state, &changes)
+        {
+            // Nothing of this batch is durable: drop it from memory too.
+            tracing::error!(error = %e, "store write failed; reloading state from disk");
+            metrics::counter!("drover_store_write_failures_total").increment(1);
+            match load(&self.tree, self.history_limit) {
+                Ok(s) => *state = s,
+                Err(le) => {
+                    tracing::error!(error = %le, dir = %self.data_dir.display(), "cannot reload state")
+                }
+            }
+            drop(state);
+            for p in batch {
+                let _ = p.reply.send(Err(StoreError::Unavailable(e.clone())));
+            }
+            return;
+        }
+        let objects = state.len();
+        let revision = state.revision();
+        drop(state);
+        metrics::histogram!("drover_store_commit_seconds").record(elapsed_seconds(start));
+        metrics::histogram!("drover_store_batch_commands").record(batch.len() as f64);
+        metrics::gauge!("drover_store_objects").set(objects as f64);
+        metrics::gauge!("drover_store_revision").set(revision as f64);
+        for (p, r) in batch.into_iter().zip(results) {
+            let _ = p.reply.send(r);
+        }
+        for c in changes {
+            let _ = self.events.send(c);
+        }
+    }
+
+    fn persist(&self, state: &StateMachine, changes: &[Arc<Change>]) -> Result<(), String> {
+        let mut b = sled::Batch::default();
+        for c in changes {
+            let okey = format!("o/{}", c.key);
+            match c.type_ {
+                ChangeType::Deleted => b.remove(okey.as_bytes()),
+                _ => b.insert(okey.as_bytes(), c.object.to_json()),
+            }
+            let stored = StoredChange {
+                revision: c.revision,
+                type_: c.type_.as_str().into(),
+                kind: c.kind,
+                key: c.key.clone(),
+                object: (*c.object).clone(),
+                prev: c.prev.as_deref().cloned(),
+            };
+            b.insert(
+                history_key(c.revision),
+                serde_json::to_vec(&stored).map_err(|e| e.to_string())?,
+            );
+        }
+        // Persisted history keeps what memory keeps: drop what was compacted.
+        let compacted = state.compacted();
+        for item in self.tree.range(history_key(0)..=history_key(compacted)) {
+            let (k, _) = item.map_err(|e| e.to_string())?;
+            b.remove(k);
+        }
+        b.insert(REVISION, &state.revision().to_be_bytes());
+        b.insert(COMPACTED, &compacted.to_be_bytes());
+        self.tree.apply_batch(b).map_err(|e| e.to_string())?;
+        let sync = Instant::now();
+        self.db.flush().map_err(|e| e.to_string())?;
+        metrics::histogram!("drover_store_fsync_seconds").record(elapsed_seconds(sync));
+        Ok(())
+    }
+}

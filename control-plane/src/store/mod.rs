@@ -1,0 +1,163 @@
+//! The durable store: the state machine in memory, every change persisted to
+//! sled and fsync'd before it is acknowledged or shown to a watcher. Writes
+//! go through one writer thread that applies queued commands as a batch and
+//! syncs once per batch (group commit). This writer is the local proposer;
+//! Raft replication replaces it with "commit through the log, then apply".
+
+mod disk;
+pub mod watch;
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use drover_proto::selector::{FieldSelector, Selector};
+use drover_proto::{Kind, Object};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::command::{ApplyError, Command};
+use crate::state::{Change, StateMachine};
+pub use watch::{WatchFilter, WatchItem};
+
+/// How many commands one batch (one fsync) may carry.
+const MAX_BATCH: usize = 2048;
+
+/// Why a write did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// The write could not be made durable; nothing was acknowledged.
+    #[error("the store could not persist the write: {0}")]
+    Unavailable(String),
+}
+
+/// Why the store could not open its data directory.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open the data dir {path}: {message}")]
+    Db { path: String, message: String },
+    #[error(
+        "the data dir {path} is corrupt ({message}); refusing to serve from it — restore it from a backup or move it away"
+    )]
+    Corrupt { path: String, message: String },
+}
+
+struct Proposal {
+    command: Command,
+    reply: oneshot::Sender<Result<Arc<Object>, StoreError>>,
+}
+
+/// The control plane's state, shared by the API handlers.
+pub struct Store {
+    state: Arc<RwLock<StateMachine>>,
+    events: broadcast::Sender<Arc<Change>>,
+    proposals: mpsc::Sender<Proposal>,
+    db: sled::Db,
+}
+
+impl Store {
+    /// Opens (or creates) the store under `data_dir` and starts its writer thread.
+    pub fn open(data_dir: &Path, history_limit: usize) -> Result<Arc<Store>, OpenError> {
+        let (db, tree, state) = disk::open(data_dir, history_limit)?;
+        let state = Arc::new(RwLock::new(state));
+        let (events, _) = broadcast::channel(1 << 16);
+        let (tx, rx) = mpsc::channel(1 << 16);
+        let writer = disk::Writer {
+            state: state.clone(),
+            tree,
+            db: db.clone(),
+            events: events.clone(),
+            data_dir: data_dir.to_path_buf(),
+            history_limit,
+        };
+        std::thread::Builder::new()
+            .name("drover-store-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| OpenError::Db {
+                path: data_dir.display().to_string(),
+                message: format!("cannot start the writer thread: {e}"),
+            })?;
+        Ok(Arc::new(Store {
+            state,
+            events,
+            proposals: tx,
+            db,
+        }))
+    }
+
+    /// Applies a command durably and returns the resulting object.
+    pub async fn propose(&self, command: Command) -> Result<Arc<Object>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.proposals
+            .send(Proposal { command, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable("the store writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the store writer has stopped".into()))?
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, StateMachine> {
+        // A panic while holding the lock would poison it; the state is still
+        // consistent (apply never panics mid-way by construction), so read on.
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.read().revision()
+    }
+
+    pub fn object_count(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Size of the database on disk, for `/metrics`.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Option<Arc<Object>> {
+        self.read().get(kind, namespace, name)
+    }
+
+    /// Lists matching objects and the revision the list is consistent with.
+    pub fn list(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        labels: &Selector,
+        fields: &FieldSelector,
+    ) -> (Vec<Arc<Object>>, u64) {
+        let state = self.read();
+        (
+            state.list(kind, namespace, labels, fields),
+            state.revision(),
+        )
+    }
+
+    /// Starts a watch: the backlog after `since` (0: from now) and a live feed.
+    pub fn watch(
+        &self,
+        filter: WatchFilter,
+        since: u64,
+    ) -> Result<watch::Watch, crate::state::TooOld> {
+        let state = self.read();
+        let since = if since == 0 { state.revision() } else { since };
+        let backlog = state.changes_since(since)?;
+        let live = self.events.subscribe();
+        Ok(watch::Watch::new(
+            filter,
+            since,
+            backlog,
+            live,
+            self.state.clone(),
+        ))
+    }
+}
+
+pub(crate) fn elapsed_seconds(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests;
