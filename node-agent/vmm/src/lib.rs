@@ -2,3 +2,29 @@
 //! makes every KVM call, emulated devices on PIO/MMIO buses, and snapshot/restore.
 
 pub mod arch;
+pub mod builder;
+pub mod config;
+pub mod devices;
+pub mod exit;
+pub mod snapshot;
+pub mod vm;
+pub mod vstate;
+
+pub use builder::{BuildError, build, restore};
+pub use config::{BlockConfig, KernelConfig, NetConfig, SerialOutput, VmConfig};
+pub use exit::VmExit;
+pub use vm::RunningVm;
+
+/// Boots `config` and blocks until the VM ends: the entry point a per-VM monitor
+/// process calls.
+pub fn run(config: VmConfig) -> Result<VmExit, BuildError> {
+    Ok(build(&config)?.wait())
+}
+
+/// Restores the snapshot in `snapshot_dir` and blocks until the VM ends.
+pub fn run_from_snapshot(
+    config: VmConfig,
+    snapshot_dir: &std::path::Path,
+) -> Result<VmExit, BuildError> {
+    Ok(restore(&config, snapshot_dir)?.wait())
+}

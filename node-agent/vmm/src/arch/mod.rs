@@ -6,6 +6,7 @@ pub mod boot_params;
 pub mod cpuid;
 pub mod e820;
 pub mod gdt;
+pub mod lapic;
 pub mod layout;
 pub mod msr;
 pub mod paging;

@@ -1,0 +1,381 @@
+//! The virtio-mmio transport (virtio 1.2 §4.2.2): the register window the guest
+//! drives to negotiate features, set up virtqueues and notify the device.
+
+use virtio_queue::{Queue, QueueT};
+use vm_memory::GuestMemoryMmap;
+
+use super::{INT_USED_RING, VIRTIO_F_VERSION_1, VirtioDevice, VirtioInterrupt};
+use crate::devices::bus::BusDevice;
+
+const MAGIC: u32 = 0x7472_6976; // "virt"
+const VERSION: u32 = 2;
+const VENDOR_ID: u32 = 0x5256_4444; // "DDVR"
+
+/// Device status bits (virtio 1.2 §2.1).
+pub const STATUS_ACKNOWLEDGE: u32 = 1;
+/// Driver found.
+pub const STATUS_DRIVER: u32 = 2;
+/// Driver ready.
+pub const STATUS_DRIVER_OK: u32 = 4;
+/// Features negotiated.
+pub const STATUS_FEATURES_OK: u32 = 8;
+/// Device needs reset.
+pub const STATUS_NEEDS_RESET: u32 = 0x40;
+/// Driver gave up.
+pub const STATUS_FAILED: u32 = 0x80;
+
+/// Register offsets.
+pub mod reg {
+    /// "virt".
+    pub const MAGIC: u64 = 0x000;
+    /// Transport version.
+    pub const VERSION: u64 = 0x004;
+    /// Device type.
+    pub const DEVICE_ID: u64 = 0x008;
+    /// Vendor.
+    pub const VENDOR_ID: u64 = 0x00c;
+    /// Device features (32 bits selected by DEVICE_FEATURES_SEL).
+    pub const DEVICE_FEATURES: u64 = 0x010;
+    /// Device features word select.
+    pub const DEVICE_FEATURES_SEL: u64 = 0x014;
+    /// Driver features.
+    pub const DRIVER_FEATURES: u64 = 0x020;
+    /// Driver features word select.
+    pub const DRIVER_FEATURES_SEL: u64 = 0x024;
+    /// Queue select.
+    pub const QUEUE_SEL: u64 = 0x030;
+    /// Max size of the selected queue.
+    pub const QUEUE_NUM_MAX: u64 = 0x034;
+    /// Size of the selected queue.
+    pub const QUEUE_NUM: u64 = 0x038;
+    /// Selected queue ready.
+    pub const QUEUE_READY: u64 = 0x044;
+    /// Queue notify.
+    pub const QUEUE_NOTIFY: u64 = 0x050;
+    /// Interrupt status.
+    pub const INTERRUPT_STATUS: u64 = 0x060;
+    /// Interrupt acknowledge.
+    pub const INTERRUPT_ACK: u64 = 0x064;
+    /// Device status.
+    pub const STATUS: u64 = 0x070;
+    /// Descriptor table address, low word.
+    pub const QUEUE_DESC_LOW: u64 = 0x080;
+    /// Descriptor table address, high word.
+    pub const QUEUE_DESC_HIGH: u64 = 0x084;
+    /// Available ring address, low word.
+    pub const QUEUE_AVAIL_LOW: u64 = 0x090;
+    /// Available ring address, high word.
+    pub const QUEUE_AVAIL_HIGH: u64 = 0x094;
+    /// Used ring address, low word.
+    pub const QUEUE_USED_LOW: u64 = 0x0a0;
+    /// Used ring address, high word.
+    pub const QUEUE_USED_HIGH: u64 = 0x0a4;
+    /// Config generation counter.
+    pub const CONFIG_GENERATION: u64 = 0x0fc;
+    /// Start of device config space.
+    pub const CONFIG: u64 = 0x100;
+}
+
+/// Transport state a snapshot carries (the device model itself is rebuilt from config).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TransportState {
+    /// Device status register.
+    pub status: u32,
+    /// Features the driver acked.
+    pub driver_features: u64,
+    /// Selector registers.
+    pub selectors: [u32; 3],
+    /// Interrupt status register.
+    pub interrupt_status: u32,
+    /// Per queue: (size, ready, desc, avail, used, next_avail, next_used).
+    pub queues: Vec<(u16, bool, u64, u64, u64, u16, u16)>,
+}
+
+/// One virtio device behind its MMIO window.
+pub struct MmioTransport {
+    device: Box<dyn VirtioDevice>,
+    mem: GuestMemoryMmap,
+    interrupt: VirtioInterrupt,
+    queues: Vec<Queue>,
+    queue_sel: u32,
+    device_features_sel: u32,
+    driver_features_sel: u32,
+    driver_features: u64,
+    status: u32,
+    activated: bool,
+}
+
+impl MmioTransport {
+    /// Wraps `device`; queues whose advertised max size virtio-queue rejects are dropped
+    /// to a working size, so a device bug cannot make the transport panic.
+    pub fn new(
+        device: Box<dyn VirtioDevice>,
+        mem: GuestMemoryMmap,
+        interrupt: VirtioInterrupt,
+    ) -> Self {
+        let queues = device
+            .queue_max_sizes()
+            .iter()
+            .filter_map(|&max| Queue::new(max).or_else(|_| Queue::new(256)).ok())
+            .collect();
+        MmioTransport {
+            device,
+            mem,
+            interrupt,
+            queues,
+            queue_sel: 0,
+            device_features_sel: 0,
+            driver_features_sel: 0,
+            driver_features: 0,
+            status: 0,
+            activated: false,
+        }
+    }
+
+    /// Device status register (tests and snapshots).
+    pub fn status(&self) -> u32 {
+        self.status
+    }
+
+    fn selected_queue(&mut self) -> Option<&mut Queue> {
+        let sel = usize::try_from(self.queue_sel).ok()?;
+        self.queues.get_mut(sel)
+    }
+
+    fn features_word(&self) -> u32 {
+        let features = self.device.features() | VIRTIO_F_VERSION_1;
+        match self.device_features_sel {
+            0 => features as u32,
+            1 => (features >> 32) as u32,
+            _ => 0,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.device.reset();
+        for q in &mut self.queues {
+            q.reset();
+        }
+        self.status = 0;
+        self.driver_features = 0;
+        self.queue_sel = 0;
+        self.device_features_sel = 0;
+        self.driver_features_sel = 0;
+        self.activated = false;
+        self.interrupt.ack(u32::MAX);
+    }
+
+    fn set_status(&mut self, value: u32) {
+        if value == 0 {
+            self.reset();
+            return;
+        }
+        // The driver may only add bits (§3.1.1); anything else is a driver bug we ignore.
+        if value & self.status != self.status {
+            return;
+        }
+        let newly = value & !self.status;
+        if newly & STATUS_FEATURES_OK != 0 {
+            let offered = self.device.features() | VIRTIO_F_VERSION_1;
+            let acceptable = self.driver_features & !offered == 0
+                && self.driver_features & VIRTIO_F_VERSION_1 != 0;
+            if !acceptable {
+                // Refuse: leave FEATURES_OK clear so the driver sees the failure.
+                self.status = value & !STATUS_FEATURES_OK;
+                return;
+            }
+        }
+        self.status = value;
+        if newly & STATUS_DRIVER_OK != 0 && self.status & STATUS_FEATURES_OK != 0 {
+            let mem = &self.mem;
+            let all_valid = self.queues.iter().all(|q| !q.ready() || q.is_valid(mem));
+            if all_valid {
+                self.device
+                    .activate(self.driver_features, self.interrupt.clone());
+                self.activated = true;
+            } else {
+                self.status |= STATUS_NEEDS_RESET;
+            }
+        }
+    }
+
+    fn notify(&mut self, index: u32) {
+        let Ok(index) = usize::try_from(index) else {
+            return;
+        };
+        if !self.activated || index >= self.queues.len() {
+            return;
+        }
+        if self.device.queue_notify(index, &mut self.queues, &self.mem) {
+            self.interrupt.signal(INT_USED_RING);
+        }
+    }
+
+    /// Lets the device move data that arrived on its host backend.
+    pub fn backend_ready(&mut self) {
+        if self.activated && self.device.backend_ready(&mut self.queues, &self.mem) {
+            self.interrupt.signal(INT_USED_RING);
+        }
+    }
+
+    /// True when the device has a host backend fd at all.
+    pub fn has_backend(&self) -> bool {
+        self.device.backend_fd().is_some()
+    }
+
+    /// The device's host fd to poll, unless the device is inactive or stalled.
+    pub fn backend_poll_fd(&self) -> Option<std::os::fd::RawFd> {
+        if self.activated && !self.device.backend_stalled() {
+            self.device.backend_fd()
+        } else {
+            None
+        }
+    }
+
+    /// State for a snapshot.
+    pub fn state(&self) -> TransportState {
+        TransportState {
+            status: self.status,
+            driver_features: self.driver_features,
+            selectors: [
+                self.queue_sel,
+                self.device_features_sel,
+                self.driver_features_sel,
+            ],
+            interrupt_status: self.interrupt.status(),
+            queues: self
+                .queues
+                .iter()
+                .map(|q| {
+                    (
+                        q.size(),
+                        q.ready(),
+                        q.desc_table(),
+                        q.avail_ring(),
+                        q.used_ring(),
+                        q.next_avail(),
+                        q.next_used(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Applies snapshot state to a freshly built transport and re-activates the device.
+    pub fn restore(&mut self, state: &TransportState) -> Result<(), String> {
+        if state.queues.len() != self.queues.len() {
+            return Err(format!(
+                "snapshot has {} queues, device has {}",
+                state.queues.len(),
+                self.queues.len()
+            ));
+        }
+        for (q, &(size, ready, desc, avail, used, next_avail, next_used)) in
+            self.queues.iter_mut().zip(&state.queues)
+        {
+            q.try_set_size(size)
+                .map_err(|e| format!("queue size {size}: {e:?}"))?;
+            q.set_desc_table_address(Some(desc as u32), Some((desc >> 32) as u32));
+            q.set_avail_ring_address(Some(avail as u32), Some((avail >> 32) as u32));
+            q.set_used_ring_address(Some(used as u32), Some((used >> 32) as u32));
+            q.set_next_avail(next_avail);
+            q.set_next_used(next_used);
+            q.set_ready(ready);
+        }
+        [
+            self.queue_sel,
+            self.device_features_sel,
+            self.driver_features_sel,
+        ] = state.selectors;
+        self.driver_features = state.driver_features;
+        self.status = state.status;
+        self.interrupt.set_status(state.interrupt_status);
+        if self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_NEEDS_RESET == 0 {
+            self.device
+                .activate(self.driver_features, self.interrupt.clone());
+            self.activated = true;
+        }
+        Ok(())
+    }
+}
+
+impl BusDevice for MmioTransport {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        if offset >= reg::CONFIG {
+            self.device.read_config(offset - reg::CONFIG, data);
+            return;
+        }
+        if data.len() != 4 {
+            data.fill(0);
+            return;
+        }
+        let value = match offset {
+            reg::MAGIC => MAGIC,
+            reg::VERSION => VERSION,
+            reg::DEVICE_ID => self.device.device_type(),
+            reg::VENDOR_ID => VENDOR_ID,
+            reg::DEVICE_FEATURES => self.features_word(),
+            reg::QUEUE_NUM_MAX => self.selected_queue().map_or(0, |q| u32::from(q.max_size())),
+            reg::QUEUE_READY => self.selected_queue().map_or(0, |q| u32::from(q.ready())),
+            reg::INTERRUPT_STATUS => self.interrupt.status(),
+            reg::STATUS => self.status,
+            reg::CONFIG_GENERATION => 0,
+            _ => 0,
+        };
+        data.copy_from_slice(&value.to_le_bytes());
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        if offset >= reg::CONFIG {
+            // Config space of our devices is read-only.
+            return;
+        }
+        let Ok(bytes) = <[u8; 4]>::try_from(data) else {
+            return;
+        };
+        let value = u32::from_le_bytes(bytes);
+        // Queue layout may only change before DRIVER_OK (§4.2.2.3.2).
+        let queue_setup_allowed = self.status & STATUS_DRIVER_OK == 0;
+        match offset {
+            reg::DEVICE_FEATURES_SEL => self.device_features_sel = value,
+            reg::DRIVER_FEATURES_SEL => self.driver_features_sel = value,
+            reg::DRIVER_FEATURES if self.status & STATUS_FEATURES_OK == 0 => {
+                match self.driver_features_sel {
+                    0 => {
+                        self.driver_features =
+                            (self.driver_features & !0xffff_ffff) | u64::from(value)
+                    }
+                    1 => {
+                        self.driver_features =
+                            (self.driver_features & 0xffff_ffff) | (u64::from(value) << 32)
+                    }
+                    _ => {}
+                }
+            }
+            reg::QUEUE_SEL => self.queue_sel = value,
+            reg::QUEUE_NOTIFY => self.notify(value),
+            reg::INTERRUPT_ACK => self.interrupt.ack(value),
+            reg::STATUS => self.set_status(value),
+            _ if queue_setup_allowed => {
+                let Some(q) = self.selected_queue() else {
+                    return;
+                };
+                match offset {
+                    reg::QUEUE_NUM => {
+                        // An invalid size is ignored; the driver reads back and notices.
+                        let _ = u16::try_from(value).map(|size| q.try_set_size(size));
+                    }
+                    reg::QUEUE_READY => q.set_ready(value == 1),
+                    reg::QUEUE_DESC_LOW => q.set_desc_table_address(Some(value), None),
+                    reg::QUEUE_DESC_HIGH => q.set_desc_table_address(None, Some(value)),
+                    reg::QUEUE_AVAIL_LOW => q.set_avail_ring_address(Some(value), None),
+                    reg::QUEUE_AVAIL_HIGH => q.set_avail_ring_address(None, Some(value)),
+                    reg::QUEUE_USED_LOW => q.set_used_ring_address(Some(value), None),
+                    reg::QUEUE_USED_HIGH => q.set_used_ring_address(None, Some(value)),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+}
