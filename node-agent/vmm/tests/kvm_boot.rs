@@ -15,13 +15,23 @@ fn hello_guest() -> String {
 .code64
 .globl _start
 _start:
+    /* RSI points at the zero page: check boot_flag and the "HdrS" magic. */
+    cmpw $0xaa55, 0x1fe(%rsi)
+    jne bad
+    cmpl $0x53726448, 0x202(%rsi)
+    jne bad
     lea msg(%rip), %rsi
     call print
     /* Boot timer: the magic byte at the first MMIO page. */
     mov $0xd0000000, %eax
     movb $123, (%rax)
     call reset
+bad:
+    lea badmsg(%rip), %rsi
+    call print
+    call reset
 msg: .asciz "hello from the guest\n"
+badmsg: .asciz "bad zero page\n"
 {lib}
 "#,
         lib = common::GUEST_LIB
@@ -48,4 +58,139 @@ fn serial_boot_timer_and_i8042_reset() {
     let boot_time = boot_time.expect("boot timer recorded");
     assert!(boot_time < TIMEOUT);
     eprintln!("test guest boot time (create -> boot-timer write): {boot_time:?}");
+}
+
+#[test]
+fn pvh_entry_runs_in_protected_mode_with_start_info() {
+    require_kvm!();
+    let dir = tempfile::tempdir().unwrap();
+    // A 32-bit entry advertised by a XEN_ELFNOTE_PHYS32_ENTRY (18) note, as vmlinux does.
+    let src = r#"
+.section .note.Xen, "a", @note
+    .long 4, 4, 18
+    .asciz "Xen"
+    .long pvh_entry
+.text
+.code32
+.globl _start
+_start:
+pvh_entry:
+    /* EBX = hvm_start_info: check its magic, and that paging is off. */
+    cmpl $0x336ec578, (%ebx)
+    jne 9f
+    mov %cr0, %eax
+    test $0x80000000, %eax
+    jnz 9f
+    mov $'P', %al
+    jmp 8f
+9:  mov $'X', %al
+8:  mov $0x3f8, %dx
+    out %al, (%dx)
+    mov $0xfe, %al
+    out %al, $0x64
+7:  hlt
+    jmp 7b
+"#;
+    let kernel = common::assemble(dir.path(), "pvh", src);
+    let console = common::Console::default();
+    let mut config = VmConfig::new(kernel);
+    config.serial = SerialOutput::Writer(console.writer());
+    let vm = drover_vmm::build(&config).unwrap();
+    assert_eq!(vm.wait_timeout(TIMEOUT), Some(VmExit::GuestReset));
+    drop(vm);
+    assert_eq!(console.text(), "P");
+}
+
+#[test]
+fn stop_ends_a_guest_that_never_exits() {
+    require_kvm!();
+    let dir = tempfile::tempdir().unwrap();
+    let src = ".code64\n.globl _start\n_start:\n    jmp _start\n";
+    let kernel = common::assemble(dir.path(), "spin", src);
+    let vm = drover_vmm::build(&VmConfig::new(kernel)).unwrap();
+    assert_eq!(vm.wait_timeout(Duration::from_millis(50)), None);
+    assert_eq!(vm.stop(), VmExit::Stopped);
+}
+
+#[test]
+fn multiple_vcpus_boot() {
+    require_kvm!();
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = common::assemble(dir.path(), "hello", &hello_guest());
+    let console = common::Console::default();
+    let mut config = VmConfig::new(kernel);
+    config.vcpus = 2;
+    config.mem_mib = 64;
+    config.serial = SerialOutput::Writer(console.writer());
+    assert_eq!(drover_vmm::run(config).unwrap(), VmExit::GuestReset);
+    assert_eq!(console.text(), "hello from the guest\n");
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    require_kvm!();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = VmConfig::new(dir.path().join("no-such-kernel"));
+    let err = drover_vmm::build(&missing).err().expect("missing kernel").to_string();
+    assert!(err.contains("no-such-kernel"), "{err}");
+
+    let garbage = dir.path().join("garbage");
+    std::fs::write(&garbage, vec![0x5a; 4096]).unwrap();
+    let err = drover_vmm::build(&VmConfig::new(garbage)).err().expect("garbage kernel").to_string();
+    assert!(err.contains("cannot load kernel"), "{err}");
+
+    let mut tiny = VmConfig::new(common::assemble(dir.path(), "hello", &hello_guest()));
+    tiny.mem_mib = 4;
+    let err = drover_vmm::build(&tiny).err().expect("too little memory").to_string();
+    assert!(err.contains("mem_mib"), "{err}");
+
+    let mut big_initrd = VmConfig::new(common::assemble(dir.path(), "hello2", &hello_guest()));
+    big_initrd.mem_mib = 16;
+    let initrd = dir.path().join("initrd");
+    std::fs::write(&initrd, vec![0u8; 32 << 20]).unwrap();
+    big_initrd.kernel.initrd = Some(initrd);
+    let err = drover_vmm::build(&big_initrd).err().expect("initrd too big").to_string();
+    assert!(err.contains("initramfs"), "{err}");
+}
+
+#[test]
+fn initramfs_is_described_in_the_zero_page() {
+    require_kvm!();
+    let dir = tempfile::tempdir().unwrap();
+    // Reads ramdisk_image/size from the zero page, checks the first bytes of the image.
+    let src = format!(
+        r#"
+.code64
+.globl _start
+_start:
+    mov 0x218(%rsi), %eax
+    mov 0x21c(%rsi), %ecx
+    cmp $11, %ecx
+    jne 8f
+    cmpl $0x54494e49, (%rax) /* "INIT" */
+    jne 9f
+    lea ok(%rip), %rsi
+    call print
+    call reset
+8:  lea badsize(%rip), %rsi
+    call print
+    call reset
+9:  lea bad(%rip), %rsi
+    call print
+    call reset
+badsize: .asciz "initrd size bad"
+ok: .asciz "initrd ok"
+bad: .asciz "initrd bad"
+{lib}
+"#,
+        lib = common::GUEST_LIB
+    );
+    let initrd = dir.path().join("initrd");
+    std::fs::write(&initrd, b"INITRD-DATA").unwrap();
+    let console = common::Console::default();
+    let mut config = VmConfig::new(common::assemble(dir.path(), "initrd_guest", &src));
+    config.kernel.initrd = Some(initrd);
+    config.serial = SerialOutput::Writer(console.writer());
+    assert_eq!(drover_vmm::run(config).unwrap(), VmExit::GuestReset);
+    assert_eq!(console.text(), "initrd ok");
 }
