@@ -131,17 +131,26 @@ fn bad_input_gives_clear_errors() {
     require_kvm!();
     let dir = tempfile::tempdir().unwrap();
     let missing = VmConfig::new(dir.path().join("no-such-kernel"));
-    let err = drover_vmm::build(&missing).err().expect("missing kernel").to_string();
+    let err = drover_vmm::build(&missing)
+        .err()
+        .expect("missing kernel")
+        .to_string();
     assert!(err.contains("no-such-kernel"), "{err}");
 
     let garbage = dir.path().join("garbage");
     std::fs::write(&garbage, vec![0x5a; 4096]).unwrap();
-    let err = drover_vmm::build(&VmConfig::new(garbage)).err().expect("garbage kernel").to_string();
+    let err = drover_vmm::build(&VmConfig::new(garbage))
+        .err()
+        .expect("garbage kernel")
+        .to_string();
     assert!(err.contains("cannot load kernel"), "{err}");
 
     let mut tiny = VmConfig::new(common::assemble(dir.path(), "hello", &hello_guest()));
     tiny.mem_mib = 4;
-    let err = drover_vmm::build(&tiny).err().expect("too little memory").to_string();
+    let err = drover_vmm::build(&tiny)
+        .err()
+        .expect("too little memory")
+        .to_string();
     assert!(err.contains("mem_mib"), "{err}");
 
     let mut big_initrd = VmConfig::new(common::assemble(dir.path(), "hello2", &hello_guest()));
@@ -149,7 +158,10 @@ fn bad_input_gives_clear_errors() {
     let initrd = dir.path().join("initrd");
     std::fs::write(&initrd, vec![0u8; 32 << 20]).unwrap();
     big_initrd.kernel.initrd = Some(initrd);
-    let err = drover_vmm::build(&big_initrd).err().expect("initrd too big").to_string();
+    let err = drover_vmm::build(&big_initrd)
+        .err()
+        .expect("initrd too big")
+        .to_string();
     assert!(err.contains("initramfs"), "{err}");
 }
 
