@@ -34,7 +34,7 @@ use crate::devices::virtio::tap::Tap;
 use crate::devices::virtio::{VirtioDevice, VirtioInterrupt};
 use crate::exit::ExitSignal;
 use crate::snapshot::{self, SnapshotError};
-use crate::vm::{Devices, RunningVm};
+use crate::vm::{Devices, RunningVm, VmParts};
 use crate::vstate::memory::{self, MemoryError};
 use crate::vstate::vcpu::{Vcpu, VcpuControl};
 
@@ -198,8 +198,16 @@ fn build_inner(config: &VmConfig, snapshot_dir: Option<&Path>) -> Result<Running
             msr_indices: msr_indices.clone(),
         });
     }
-    RunningVm::start(vm, mem, vcpus, devices, exit, control, config.vcpus, start)
-        .map_err(BuildError::Thread)
+    let parts = VmParts {
+        vm,
+        mem,
+        vcpus,
+        devices,
+        exit,
+        control,
+        started: start,
+    };
+    RunningVm::start(parts).map_err(BuildError::Thread)
 }
 
 fn register_memory(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<(), BuildError> {

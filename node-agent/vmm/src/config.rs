@@ -213,7 +213,8 @@ mod tests {
 
     #[test]
     fn table_of_rejections() {
-        let cases: Vec<(Box<dyn Fn(&mut VmConfig)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut VmConfig)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (Box::new(|c| c.vcpus = 0), "vcpus"),
             (Box::new(|c| c.vcpus = 65), "vcpus"),
             (Box::new(|c| c.mem_mib = 8), "mem_mib"),

@@ -55,6 +55,17 @@ fn install_kick_handler() -> std::io::Result<()> {
     result
 }
 
+/// What the builder hands over to start a VM.
+pub(crate) struct VmParts {
+    pub vm: VmFd,
+    pub mem: GuestMemoryMmap,
+    pub vcpus: Vec<Vcpu>,
+    pub devices: Devices,
+    pub exit: Arc<ExitSignal>,
+    pub control: Arc<VcpuControl>,
+    pub started: Instant,
+}
+
 /// A VM whose vCPUs are running.
 pub struct RunningVm {
     exit: Arc<ExitSignal>,
@@ -70,17 +81,17 @@ pub struct RunningVm {
 }
 
 impl RunningVm {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn start(
-        vm: VmFd,
-        mem: GuestMemoryMmap,
-        vcpus: Vec<Vcpu>,
-        devices: Devices,
-        exit: Arc<ExitSignal>,
-        control: Arc<VcpuControl>,
-        vcpu_count: u8,
-        started: Instant,
-    ) -> std::io::Result<Self> {
+    pub(crate) fn start(parts: VmParts) -> std::io::Result<Self> {
+        let VmParts {
+            vm,
+            mem,
+            vcpus,
+            devices,
+            exit,
+            control,
+            started,
+        } = parts;
+        let vcpu_count = u8::try_from(vcpus.len()).unwrap_or(u8::MAX);
         install_kick_handler()?;
         let mut running = RunningVm {
             exit,
@@ -261,10 +272,10 @@ fn io_loop(transports: &[Arc<Mutex<MmioTransport>>], stop: &EventFd) {
             return;
         }
         for (pfd, &i) in fds[1..].iter().zip(&owners) {
-            if pfd.revents != 0 {
-                if let Ok(mut t) = transports[i].lock() {
-                    t.backend_ready();
-                }
+            if pfd.revents != 0
+                && let Ok(mut t) = transports[i].lock()
+            {
+                t.backend_ready();
             }
         }
         if idle_backend {

@@ -105,9 +105,13 @@ pvh_entry:
 fn stop_ends_a_guest_that_never_exits() {
     require_kvm!();
     let dir = tempfile::tempdir().unwrap();
-    let src = ".code64\n.globl _start\n_start:\n    jmp _start\n";
+    let src = ".code64\n.globl _start\n_start:\n    mov $0x3f8, %dx\n    mov $'s', %al\n    out %al, (%dx)\n1:  jmp 1b\n";
     let kernel = common::assemble(dir.path(), "spin", src);
-    let vm = drover_vmm::build(&VmConfig::new(kernel)).unwrap();
+    let console = common::Console::default();
+    let mut config = VmConfig::new(kernel);
+    config.serial = SerialOutput::Writer(console.writer());
+    let vm = drover_vmm::build(&config).unwrap();
+    assert!(console.wait_for("s", TIMEOUT));
     assert_eq!(vm.wait_timeout(Duration::from_millis(50)), None);
     assert_eq!(vm.stop(), VmExit::Stopped);
 }

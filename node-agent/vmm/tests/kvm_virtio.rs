@@ -180,6 +180,11 @@ fn guest_reads_and_writes_a_disk_through_a_virtqueue() {
         read_only: false,
     });
     let vm = drover_vmm::build(&config).unwrap();
+    assert!(
+        console.wait_for("read ok", Duration::from_secs(20)),
+        "console: {}",
+        console.text()
+    );
     assert_eq!(
         vm.wait_timeout(Duration::from_secs(20)),
         Some(VmExit::GuestReset),

@@ -162,7 +162,7 @@ mod tests {
     fn u64_at(b: &[u8], off: usize) -> u64 {
         (u64::from(u32_at(b, off + 4)) << 32) | u64::from(u32_at(b, off))
     }
-    fn find<'a>(t: &'a AcpiTables, addr: u64) -> &'a [u8] {
+    fn find(t: &AcpiTables, addr: u64) -> &[u8] {
         &t.blobs
             .iter()
             .find(|(a, _)| *a == addr)

@@ -46,7 +46,7 @@ pub fn boot_gdt(mode: CodeMode) -> [u64; 5] {
 
 /// The hidden part of a segment register as KVM wants it, decoded from a descriptor.
 pub fn segment_from_entry(entry: u64, selector: u16) -> kvm_segment {
-    let base = (((entry >> 16) & 0x00ff_ffff) | ((entry >> 32) & 0xff00_0000)) as u64;
+    let base = ((entry >> 16) & 0x00ff_ffff) | ((entry >> 32) & 0xff00_0000);
     let raw_limit = ((entry & 0xffff) | ((entry >> 32) & 0xf_0000)) as u32;
     let g = ((entry >> 55) & 1) as u8;
     // With 4 KiB granularity the limit counts pages; KVM wants it in bytes.

@@ -105,7 +105,7 @@ pub fn write(
     }
     let state = VmState {
         mem_bytes: vm_memory::GuestMemoryBackend::iter(mem)
-            .map(|r| vm_memory::GuestMemoryRegion::len(r))
+            .map(vm_memory::GuestMemoryRegion::len)
             .sum(),
         irqchips,
         pit: vm

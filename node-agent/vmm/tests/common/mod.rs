@@ -1,8 +1,6 @@
 //! Shared helpers for the /dev/kvm tests: capability checks that skip loudly, and test
 //! guests assembled at test time with binutils.
 
-#![allow(dead_code)] // Each test binary uses a different subset of these helpers.
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
