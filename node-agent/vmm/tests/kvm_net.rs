@@ -295,10 +295,10 @@ fn frames_round_trip_between_tap_and_guest() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut pong = None;
     while pong.is_none() && Instant::now() < deadline {
-        if let Some(frame) = sock.recv() {
-            if frame.get(14..18) == Some(b"PONG") {
-                pong = Some(frame);
-            }
+        if let Some(frame) = sock.recv()
+            && frame.get(14..18) == Some(b"PONG")
+        {
+            pong = Some(frame);
         }
     }
     assert_eq!(
