@@ -33,7 +33,7 @@ pub struct Devices {
 }
 
 /// How often the owner re-kicks vCPUs that have not yet left KVM_RUN.
-const KICK_INTERVAL: Duration = Duration::from_millis(1);
+const KICK_INTERVAL: Duration = Duration::from_micros(200);
 /// A vCPU that ignores kicks this long is reported rather than waited on forever.
 const PAUSE_TIMEOUT: Duration = Duration::from_secs(5);
 
