@@ -2,7 +2,7 @@
 //! guest receives it on its RX queue, answers on its TX queue, and the host sees the
 //! answer on the tap. Needs root (TUNSETIFF, raw sockets); skips with a reason otherwise.
 
-mod common;
+use crate::common;
 
 use std::ffi::CString;
 use std::time::{Duration, Instant};

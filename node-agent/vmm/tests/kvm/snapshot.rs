@@ -1,7 +1,7 @@
 //! Snapshot mid-run and restore on the real /dev/kvm: the guest counts in memory and on
 //! serial; the restored VM continues the count where the snapshot froze it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -23,10 +23,9 @@ pub fn kvm_unavailable() -> Option<String> {
 }
 
 /// Returns early from a test, printing why, when KVM or binutils are missing.
-#[macro_export]
 macro_rules! require_kvm {
     () => {
-        if let Some(reason) = common::kvm_unavailable() {
+        if let Some(reason) = crate::common::kvm_unavailable() {
             eprintln!("SKIPPED {}: {reason}", module_path!());
             return;
         }
@@ -63,6 +62,42 @@ pub fn assemble(dir: &Path, name: &str, source: &str) -> PathBuf {
         .expect("run ld");
     assert!(status.success(), "linking {name} failed");
     elf
+}
+
+/// Assembles `source` into a flat binary linked to run at `base`.
+pub fn assemble_flat(dir: &Path, name: &str, source: &str, base: u64) -> Vec<u8> {
+    let src = dir.join(format!("{name}.S"));
+    let obj = dir.join(format!("{name}.o"));
+    let bin = dir.join(format!("{name}.bin"));
+    std::fs::write(&src, source).expect("write guest source");
+    let out = Command::new("as")
+        .args(["--64", "-o"])
+        .arg(&obj)
+        .arg(&src)
+        .output()
+        .expect("run as");
+    assert!(
+        out.status.success(),
+        "assembling {name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = Command::new("ld")
+        .args([
+            "-static",
+            "-nostdlib",
+            &format!("-Ttext={base:#x}"),
+            "-e",
+            "_start",
+            "--oformat",
+            "binary",
+            "-o",
+        ])
+        .arg(&bin)
+        .arg(&obj)
+        .status()
+        .expect("run ld");
+    assert!(status.success(), "linking {name} failed");
+    std::fs::read(&bin).expect("read flat binary")
 }
 
 /// An in-memory serial console the test can read while the VM runs.

@@ -1,7 +1,7 @@
 //! Virtio-mmio on the real /dev/kvm: a test guest drives the block device through a
 //! full virtqueue round trip (read a sector, write a sector) and reports over serial.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

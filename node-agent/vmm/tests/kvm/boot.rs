@@ -1,7 +1,7 @@
 //! Boots hand-made test guests on the real /dev/kvm: serial output, boot timer, i8042
 //! reset, PVH entry, config and kernel errors.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -209,4 +209,64 @@ bad: .asciz "initrd bad"
     config.serial = SerialOutput::Writer(console.writer());
     assert_eq!(drover_vmm::run(config).unwrap(), VmExit::GuestReset);
     assert_eq!(console.text(), "initrd ok");
+}
+
+/// Wraps 64-bit code in a minimal bzImage: one setup sector after the boot sector, a
+/// boot-protocol 2.15 header, and the protected-mode part with `startup_64` at 0x200.
+fn bzimage(startup_64: &[u8]) -> Vec<u8> {
+    let mut image = vec![0u8; 1024];
+    image[0x1f1] = 1; // setup_sects
+    image[0x1fe..0x200].copy_from_slice(&0xaa55u16.to_le_bytes());
+    image[0x202..0x206].copy_from_slice(b"HdrS");
+    image[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+    image[0x211] = 0x01; // loadflags: LOADED_HIGH
+    image[0x214..0x218].copy_from_slice(&0x10_0000u32.to_le_bytes()); // code32_start
+    image[0x22c..0x230].copy_from_slice(&0x37ff_ffffu32.to_le_bytes()); // initrd_addr_max
+    image[0x230..0x234].copy_from_slice(&0x20_0000u32.to_le_bytes()); // kernel_alignment
+    let mut protected = vec![0u8; 0x200];
+    protected.extend_from_slice(startup_64);
+    image.extend_from_slice(&protected);
+    image
+}
+
+#[test]
+fn bzimage_boots_through_the_64bit_boot_protocol() {
+    require_kvm!();
+    let dir = tempfile::tempdir().unwrap();
+    let src = format!(
+        r#"
+.code64
+.globl _start
+_start:
+    cmpw $0x020f, 0x206(%rsi)       /* the kernel's own header version is kept */
+    jne 9f
+    cmpb $0xff, 0x210(%rsi)         /* type_of_loader */
+    jne 9f
+    cmpl $0x100000, 0x214(%rsi)     /* code32_start */
+    jne 9f
+    cmpl $0x20000, 0x228(%rsi)      /* cmd_line_ptr */
+    jne 9f
+    mov $0x3d656c6f736e6f63, %rax   /* "console=" */
+    cmp %rax, 0x20000
+    jne 9f
+    lea ok(%rip), %rsi
+    call print
+    call reset
+9:  lea bad(%rip), %rsi
+    call print
+    call reset
+ok: .asciz "bzImage ok"
+bad: .asciz "bzImage bad"
+{lib}
+"#,
+        lib = common::GUEST_LIB
+    );
+    let code = common::assemble_flat(dir.path(), "startup64", &src, 0x10_0200);
+    let kernel = dir.path().join("bzImage");
+    std::fs::write(&kernel, bzimage(&code)).unwrap();
+    let console = common::Console::default();
+    let mut config = VmConfig::new(kernel);
+    config.serial = SerialOutput::Writer(console.writer());
+    assert_eq!(drover_vmm::run(config).unwrap(), VmExit::GuestReset);
+    assert_eq!(console.text(), "bzImage ok");
 }
