@@ -13,7 +13,7 @@ pub mod vstate;
 pub use builder::{BuildError, build, restore};
 pub use config::{BlockConfig, KernelConfig, NetConfig, SerialOutput, VmConfig};
 pub use exit::VmExit;
-pub use vm::RunningVm;
+pub use vm::{RunningVm, StopHandle};
 
 /// Boots `config` and blocks until the VM ends: the entry point a per-VM monitor
 /// process calls.

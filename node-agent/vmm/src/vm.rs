@@ -55,6 +55,17 @@ fn install_kick_handler() -> std::io::Result<()> {
     result
 }
 
+/// Requests a stop from any thread.
+#[derive(Clone, Debug)]
+pub struct StopHandle(Arc<ExitSignal>);
+
+impl StopHandle {
+    /// Asks the VM to stop; the owner's `wait` then tears it down.
+    pub fn stop(&self) {
+        self.0.raise(VmExit::Stopped);
+    }
+}
+
 /// What the builder hands over to start a VM.
 pub(crate) struct VmParts {
     pub vm: VmFd,
@@ -127,6 +138,12 @@ impl RunningVm {
     /// Guest memory (tests inspect it; the node agent never needs to).
     pub fn memory(&self) -> &GuestMemoryMmap {
         &self.mem
+    }
+
+    /// A handle another thread (e.g. a SIGTERM handler loop) uses to stop the VM, which
+    /// makes `wait` return `VmExit::Stopped`.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.exit.clone())
     }
 
     /// The exit reason if the VM has already ended.

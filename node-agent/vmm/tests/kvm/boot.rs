@@ -270,3 +270,18 @@ bad: .asciz "bzImage bad"
     assert_eq!(drover_vmm::run(config).unwrap(), VmExit::GuestReset);
     assert_eq!(console.text(), "bzImage ok");
 }
+
+#[test]
+fn stop_handle_ends_wait_from_another_thread() {
+    require_kvm!();
+    let dir = tempfile::tempdir().unwrap();
+    let src = ".code64\n.globl _start\n_start:\n1:  jmp 1b\n";
+    let vm = drover_vmm::build(&VmConfig::new(common::assemble(dir.path(), "spin2", src))).unwrap();
+    let handle = vm.stop_handle();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        handle.stop();
+    });
+    assert_eq!(vm.wait(), VmExit::Stopped);
+    stopper.join().unwrap();
+}
