@@ -222,3 +222,135 @@ fn read_only_disk_refuses_guest_writes() {
     );
     assert_eq!(std::fs::read(&disk).unwrap(), image);
 }
+
+/// Same block read, but the guest learns of completion only through the interrupt:
+/// irqfd → in-kernel IOAPIC pin 5 → LAPIC → IDT vector 0x30 → handler → EOI.
+fn blk_irq_guest() -> String {
+    format!(
+        r#"
+.code64
+.globl _start
+_start:
+    /* Mask both 8259s so only the IOAPIC delivers. */
+    mov $0xff, %al
+    out %al, $0x21
+    out %al, $0xa1
+    /* IDT at 0x280000 with one gate, vector 0x30 -> handler. */
+    lea handler(%rip), %rax
+    mov $0x280000 + 0x30 * 16, %edi
+    movw %ax, (%rdi)
+    movw $0x10, 2(%rdi)             /* __BOOT_CS */
+    movw $0x8e00, 4(%rdi)           /* present, interrupt gate */
+    shr $16, %rax
+    movw %ax, 6(%rdi)
+    shr $16, %rax
+    movl %eax, 8(%rdi)
+    movl $0, 12(%rdi)
+    lidt idtr(%rip)
+    /* LAPIC on: spurious vector 0xff, software enable. */
+    /* (Addresses above 2 GiB need a base register: 32-bit displacements sign-extend.) */
+    mov $0xfee00000, %r14d
+    movl $0x1ff, 0xf0(%r14)
+    /* IOAPIC pin 5 -> vector 0x30, fixed, physical, edge, unmasked, APIC 0. */
+    mov $0xfec00000, %r15d
+    movl $0x1a, (%r15)
+    movl $0x30, 0x10(%r15)
+    movl $0x1b, (%r15)
+    movl $0, 0x10(%r15)
+
+    mov $0xd0001000, %ebx
+    movl $0, 0x070(%rbx)
+    movl $3, 0x070(%rbx)
+    movl $1, 0x024(%rbx)
+    movl $1, 0x020(%rbx)
+    movl $0, 0x024(%rbx)
+    movl $0, 0x020(%rbx)
+    movl $11, 0x070(%rbx)
+    movl $0, 0x030(%rbx)
+    movl $8, 0x038(%rbx)
+    movl $0x300000, 0x080(%rbx)
+    movl $0x301000, 0x090(%rbx)
+    movl $0x302000, 0x0a0(%rbx)
+    movl $1, 0x044(%rbx)
+    movl $15, 0x070(%rbx)
+    /* read sector 1 into 0x304000 */
+    movl $0, 0x303000
+    movq $1, 0x303008
+    movq $0x303000, 0x300000
+    movl $16, 0x300008
+    movw $1, 0x30000c
+    movw $1, 0x30000e
+    movq $0x304000, 0x300010
+    movl $512, 0x300018
+    movw $3, 0x30001c
+    movw $2, 0x30001e
+    movq $0x305000, 0x300020
+    movl $1, 0x300028
+    movw $2, 0x30002c
+    movw $0, 0x301004
+    movw $1, 0x301002
+    movl $0, 0x050(%rbx)
+1:  cmpl $0, irqs(%rip)
+    jne 2f
+    sti
+    hlt
+    cli
+    jmp 1b
+2:  mov $0x2131524f54434553, %rax   /* "SECTOR1!" */
+    cmp %rax, 0x304000
+    jne 3f
+    lea ok(%rip), %rsi
+    call print
+    call reset
+3:  lea bad(%rip), %rsi
+    call print
+    call reset
+
+handler:
+    push %rax
+    movl 0x060(%rbx), %eax          /* virtio interrupt status (rbx = device) */
+    movl %eax, 0x064(%rbx)          /* ack */
+    incl irqs(%rip)
+    movl $0, 0xb0(%r14)             /* LAPIC EOI */
+    pop %rax
+    iretq
+
+.balign 8
+idtr:
+    .word 0x30 * 16 + 15
+    .quad 0x280000
+irqs: .long 0
+ok: .asciz "irq delivered, data ok\n"
+bad: .asciz "irq delivered, data bad\n"
+{lib}
+"#,
+        lib = common::GUEST_LIB
+    )
+}
+
+#[test]
+fn completion_interrupt_reaches_the_guest_through_the_ioapic() {
+    require_kvm!();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk.raw");
+    let mut image = vec![0u8; 8 * 512];
+    image[512..520].copy_from_slice(b"SECTOR1!");
+    std::fs::write(&disk, &image).unwrap();
+    let console = common::Console::default();
+    let mut config = VmConfig::new(common::assemble(dir.path(), "blkirq", &blk_irq_guest()));
+    config.serial = SerialOutput::Writer(console.writer());
+    config.block.push(BlockConfig {
+        path: disk,
+        read_only: true,
+    });
+    let vm = drover_vmm::build(&config).unwrap();
+    let exit = vm.wait_timeout(Duration::from_secs(20));
+    drop(vm);
+    assert_eq!(
+        exit,
+        Some(VmExit::GuestReset),
+        "console: {}",
+        console.text()
+    );
+    assert_eq!(console.text(), "irq delivered, data ok\n");
+}
