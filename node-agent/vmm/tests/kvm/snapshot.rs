@@ -156,3 +156,103 @@ fn corrupt_or_mismatched_snapshot_is_rejected() {
         .to_string();
     assert!(err.contains("snapshot file"), "{err}");
 }
+
+/// Interrupt-driven guest: the LAPIC timer fires periodically (vector 0x40), the guest
+/// sleeps in HLT between ticks and prints a letter every few ticks. Restoring it needs
+/// the LAPIC (armed timer), IDT/GDT registers and HALTED mp_state all carried over.
+fn timer_guest() -> String {
+    format!(
+        r#"
+.code64
+.globl _start
+_start:
+    lea handler(%rip), %rax
+    mov $0x280000 + 0x40 * 16, %edi
+    movw %ax, (%rdi)
+    movw $0x10, 2(%rdi)
+    movw $0x8e00, 4(%rdi)
+    shr $16, %rax
+    movw %ax, 6(%rdi)
+    shr $16, %rax
+    movl %eax, 8(%rdi)
+    movl $0, 12(%rdi)
+    lidt idtr(%rip)
+    mov $0xff, %al
+    out %al, $0x21
+    out %al, $0xa1
+    mov $0xfee00000, %r14d
+    movl $0x1ff, 0xf0(%r14)         /* LAPIC software enable */
+    movl $0xb, 0x3e0(%r14)          /* divide by 1 */
+    movl $0x20040, 0x320(%r14)      /* LVT timer: periodic, vector 0x40 */
+    movl $200000, 0x380(%r14)       /* initial count */
+    xor %r12d, %r12d                /* letters printed */
+wait:
+    sti
+    hlt
+    cli
+    mov ticks(%rip), %eax
+    cmp $5, %eax
+    jb wait
+    movl $0, ticks(%rip)
+    mov %r12d, %eax
+    add $'a', %al
+    mov $0x3f8, %dx
+    out %al, (%dx)
+    inc %r12d
+    cmp $26, %r12d
+    jne wait
+    movl $0, 0x320(%r14)            /* timer off */
+    lea done(%rip), %rsi
+    call print
+    call reset
+
+handler:
+    incl ticks(%rip)
+    movl $0, 0xb0(%r14)             /* EOI */
+    iretq
+
+.balign 8
+idtr:
+    .word 0x40 * 16 + 15
+    .quad 0x280000
+ticks: .long 0
+done: .asciz "done"
+{lib}
+"#,
+        lib = common::GUEST_LIB
+    )
+}
+
+#[test]
+fn interrupt_driven_guest_survives_snapshot_restore() {
+    require_kvm!();
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap");
+    let first = common::Console::default();
+    let mut config = VmConfig::new(common::assemble(dir.path(), "timer", &timer_guest()));
+    config.mem_mib = 16;
+    config.serial = SerialOutput::Writer(first.writer());
+    let vm = drover_vmm::build(&config).unwrap();
+    assert!(
+        first.wait_for("c", Duration::from_secs(20)),
+        "no timer ticks: {:?}",
+        first.text()
+    );
+    vm.snapshot(&snap, false).unwrap();
+    let frozen = first.text();
+    drop(vm);
+    assert!(!frozen.contains("done"), "snapshot came too late: {frozen}");
+
+    let second = common::Console::default();
+    config.serial = SerialOutput::Writer(second.writer());
+    let restored = drover_vmm::restore(&config, &snap).unwrap();
+    let exit = restored.wait_timeout(Duration::from_secs(30));
+    drop(restored);
+    let rest = second.text();
+    assert_eq!(exit, Some(VmExit::GuestReset), "after restore: {rest:?}");
+    assert_eq!(
+        format!("{frozen}{rest}"),
+        "abcdefghijklmnopqrstuvwxyzdone",
+        "before: {frozen:?} after: {rest:?}"
+    );
+}
