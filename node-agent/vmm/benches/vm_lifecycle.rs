@@ -66,9 +66,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-fn first_serial_byte(kernel: &Path, runs: usize) -> Vec<Duration> {
+/// `gap` lets the kernel finish tearing down the previous VM (irqchip/PIT teardown
+/// continues after close and slows the next create when runs are back to back).
+fn first_serial_byte(kernel: &Path, runs: usize, gap: Duration) -> Vec<Duration> {
     let mut samples = Vec::with_capacity(runs);
     for _ in 0..runs {
+        std::thread::sleep(gap);
         let first = Arc::new(Mutex::new(None));
         let mut config = VmConfig::new(kernel.to_path_buf());
         config.serial = SerialOutput::Writer(Arc::new(Mutex::new(FirstByte(first.clone()))));
@@ -99,6 +102,27 @@ fn cycles_per_second(kernel: &Path, window: Duration) -> (usize, Duration) {
         cycles += 1;
     }
     (cycles, start.elapsed())
+}
+
+/// Kernel-side floor measured in the same run: bare KVM VM create+destroy, and with the
+/// in-kernel irqchip and PIT that every drover VM has (their teardown dominates a cycle
+/// on kvm_pvm hosts).
+fn kvm_floor(with_irqchip: bool, runs: u32) -> Duration {
+    let start = Instant::now();
+    for _ in 0..runs {
+        let kvm = kvm_ioctls::Kvm::new().expect("kvm");
+        let vm = kvm.create_vm().expect("vm");
+        if with_irqchip {
+            vm.set_tss_address(0xfffb_d000).expect("tss");
+            vm.create_irq_chip().expect("irqchip");
+            let pit = kvm_bindings::kvm_pit_config {
+                flags: kvm_bindings::KVM_PIT_SPEAKER_DUMMY,
+                ..Default::default()
+            };
+            vm.create_pit2(pit).expect("pit");
+        }
+    }
+    start.elapsed() / runs
 }
 
 /// (Rss, Pss) in KiB of mappings outside `[lo, hi)` ranges (guest RAM), from smaps.
@@ -146,21 +170,32 @@ fn main() {
     };
 
     // Warm up page cache and the kernel's KVM paths.
-    let _ = first_serial_byte(&once, 5);
-    let samples = first_serial_byte(&once, 100);
-    println!(
-        "create -> first serial byte: p50 {:?}  p90 {:?}  min {:?}  (n={})",
-        percentile(&samples, 0.5),
-        percentile(&samples, 0.9),
-        samples[0],
-        samples.len()
-    );
+    let _ = first_serial_byte(&once, 5, Duration::ZERO);
+    for (label, gap) in [
+        ("back to back", Duration::ZERO),
+        ("50 ms apart", Duration::from_millis(50)),
+    ] {
+        let samples = first_serial_byte(&once, 100, gap);
+        println!(
+            "create -> first serial byte ({label}): p50 {:?}  p90 {:?}  min {:?}  (n={})",
+            percentile(&samples, 0.5),
+            percentile(&samples, 0.9),
+            samples[0],
+            samples.len()
+        );
+    }
 
     let (cycles, took) = cycles_per_second(&once, Duration::from_secs(3));
     let per = took / cycles.max(1) as u32;
     println!(
         "create/run/destroy: {cycles} cycles in {took:.2?} = {:.0}/s ({per:?} per cycle, 1 vCPU, 128 MiB)",
         cycles as f64 / took.as_secs_f64()
+    );
+
+    println!(
+        "kernel floor, same run: bare VM create+destroy {:?}; with irqchip+PIT {:?}",
+        kvm_floor(false, 50),
+        kvm_floor(true, 50)
     );
 
     let mut config = VmConfig::new(spin);
