@@ -285,3 +285,46 @@ fn stop_handle_ends_wait_from_another_thread() {
     assert_eq!(vm.wait(), VmExit::Stopped);
     stopper.join().unwrap();
 }
+
+#[test]
+fn pvh_start_info_carries_the_initramfs_module() {
+    require_kvm!();
+    let dir = tempfile::tempdir().unwrap();
+    let src = r#"
+.section .note.Xen, "a", @note
+    .long 4, 4, 18
+    .asciz "Xen"
+    .long _start
+.text
+.code32
+.globl _start
+_start:
+    cmpl $1, 12(%ebx)               /* nr_modules */
+    jne 9f
+    mov 16(%ebx), %esi              /* modlist_paddr (low half) */
+    cmpl $11, 8(%esi)               /* module size */
+    jne 9f
+    mov (%esi), %esi                /* module paddr */
+    cmpl $0x54494e49, (%esi)        /* "INIT" */
+    jne 9f
+    cmpl $0, 48(%ebx)               /* memmap_entries > 0 */
+    je 9f
+    mov $'M', %al
+    jmp 8f
+9:  mov $'X', %al
+8:  mov $0x3f8, %dx
+    out %al, (%dx)
+    mov $0xfe, %al
+    out %al, $0x64
+7:  hlt
+    jmp 7b
+"#;
+    let initrd = dir.path().join("initrd.img");
+    std::fs::write(&initrd, b"INITRD-DATA").unwrap();
+    let console = common::Console::default();
+    let mut config = VmConfig::new(common::assemble(dir.path(), "pvh_mod", src));
+    config.kernel.initrd = Some(initrd);
+    config.serial = SerialOutput::Writer(console.writer());
+    assert_eq!(drover_vmm::run(config).unwrap(), VmExit::GuestReset);
+    assert_eq!(console.text(), "M");
+}

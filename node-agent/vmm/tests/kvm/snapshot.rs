@@ -51,6 +51,8 @@ fn snapshot_mid_run_then_restore_and_continue() {
     let first = common::Console::default();
     let mut config = VmConfig::new(kernel);
     config.mem_mib = 32;
+    // The second vCPU sits waiting for INIT/SIPI; its mp_state must survive too.
+    config.vcpus = 2;
     // A virtio device rides along so its transport state goes through the snapshot too.
     config.block.push(BlockConfig {
         path: disk,
