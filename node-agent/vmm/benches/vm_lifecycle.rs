@@ -216,6 +216,21 @@ fn main() {
     println!(
         "monitor memory outside guest RAM (whole bench process, VM running): Rss {rss} KiB, Pss {pss} KiB"
     );
+
+    let snap = dir.join("snap");
+    let t = Instant::now();
+    vm.snapshot(&snap, false).expect("snapshot");
+    let snapshot_took = t.elapsed();
     let _ = vm.stop();
+    let file_kib = std::fs::metadata(snap.join("memory"))
+        .map(|m| std::os::unix::fs::MetadataExt::blocks(&m) / 2)
+        .unwrap_or(0);
+    let t = Instant::now();
+    let restored = drover_vmm::restore(&config, &snap).expect("restore");
+    let restore_took = t.elapsed();
+    let _ = restored.stop();
+    println!(
+        "snapshot (pause + save, 128 MiB guest): {snapshot_took:?}, memory file {file_kib} KiB on disk (sparse); restore to running: {restore_took:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,13 +2,13 @@
 //! (copy-on-write, so the snapshot stays intact) for a restored one.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use vm_memory::mmap::MmapRegionBuilder;
 use vm_memory::{
     FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
-    GuestRegionMmap,
+    GuestRegionMmap, MemoryRegionAddress,
 };
 
 use crate::arch::e820::ram_regions;
@@ -69,25 +69,37 @@ pub fn restore(path: &Path, mem_size: u64) -> Result<GuestMemoryMmap, MemoryErro
     GuestMemoryMmap::from_regions(regions).map_err(|e| MemoryError::Map(format!("{e:?}")))
 }
 
-/// Writes every region, in address order, to `path`.
+/// Writes every region, in address order, to `path`. All-zero chunks become holes, so
+/// a mostly idle guest leaves a small sparse file (reads of holes, and the private
+/// mapping on restore, see zeros).
 pub fn save(mem: &GuestMemoryMmap, path: &Path) -> Result<(), MemoryError> {
+    const CHUNK: usize = 1 << 20;
+    let map_err = |e: vm_memory::volatile_memory::Error| MemoryError::Map(format!("{e:?}"));
     let mut file = File::create(path)?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut total: u64 = 0;
     for region in mem.iter() {
         let slice = region
-            .get_slice(vm_memory::MemoryRegionAddress(0), region.len() as usize)
+            .get_slice(MemoryRegionAddress(0), region.len() as usize)
             .map_err(|e| MemoryError::Map(format!("{e:?}")))?;
-        let mut buf = vec![0u8; 1 << 20];
         let mut off = 0usize;
         while off < slice.len() {
-            let n = (slice.len() - off).min(buf.len());
-            let sub = slice
+            let n = (slice.len() - off).min(CHUNK);
+            slice
                 .subslice(off, n)
-                .map_err(|e| MemoryError::Map(format!("{e:?}")))?;
-            sub.copy_to(&mut buf[..n]);
-            file.write_all(&buf[..n])?;
+                .map_err(map_err)?
+                .copy_to(&mut buf[..n]);
+            if buf[..n].iter().all(|b| *b == 0) {
+                file.seek(SeekFrom::Current(n as i64))?;
+            } else {
+                file.write_all(&buf[..n])?;
+            }
             off += n;
         }
+        total += region.len();
     }
+    // Trailing holes need an explicit length.
+    file.set_len(total)?;
     file.sync_all()?;
     Ok(())
 }
@@ -111,6 +123,13 @@ mod tests {
             0xdead_beef
         );
         restored.write_obj(1u32, GuestAddress(0x1234)).unwrap();
+        // Mostly zero memory is stored sparse.
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.len(), 16 << 20);
+        assert!(
+            std::os::unix::fs::MetadataExt::blocks(&meta) * 512 < 2 << 20,
+            "sparse file"
+        );
         // Private mapping: the file is untouched.
         let again = restore(&path, 16 << 20).unwrap();
         assert_eq!(
