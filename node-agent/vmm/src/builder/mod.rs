@@ -255,7 +255,7 @@ fn attach_devices(
             device: name.clone(),
             reason: e.to_string(),
         })?;
-        models.push((name, Box::new(Net::new(tap, net.mac))));
+        models.push((name, Box::new(Net::new(Box::new(tap), net.mac))));
     }
     let mut transports = Vec::new();
     let mut infos = Vec::new();

@@ -19,9 +19,32 @@ const QUEUE_SIZES: [u16; 2] = [256, 256];
 /// Largest frame plus header we move (no GSO negotiated: 64 KiB covers any MTU).
 const MAX_FRAME: usize = 65_562;
 
+/// Where frames go and come from: a tap in production, a fake in tests. Frames carry
+/// the 12-byte virtio-net header in front.
+pub trait FrameBackend: Send {
+    /// Reads one frame; `WouldBlock` when none is queued.
+    fn read_frame(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes one frame.
+    fn write_frame(&mut self, frame: &[u8]) -> io::Result<usize>;
+    /// An fd that polls readable when a frame is queued.
+    fn poll_fd(&self) -> Option<RawFd>;
+}
+
+impl FrameBackend for Tap {
+    fn read_frame(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Tap::read_frame(self, buf)
+    }
+    fn write_frame(&mut self, frame: &[u8]) -> io::Result<usize> {
+        Tap::write_frame(self, frame)
+    }
+    fn poll_fd(&self) -> Option<RawFd> {
+        Some(self.as_raw_fd())
+    }
+}
+
 /// The device.
 pub struct Net {
-    tap: Tap,
+    tap: Box<dyn FrameBackend>,
     config: [u8; 6],
     /// A frame read from the tap that found no RX buffer yet.
     pending: Option<Vec<u8>>,
@@ -29,8 +52,8 @@ pub struct Net {
 }
 
 impl Net {
-    /// A NIC with `mac` on `tap`.
-    pub fn new(tap: Tap, mac: [u8; 6]) -> Self {
+    /// A NIC with `mac` on `tap` (a `Tap`, or a fake in tests).
+    pub fn new(tap: Box<dyn FrameBackend>, mac: [u8; 6]) -> Self {
         Net {
             tap,
             config: mac,
@@ -150,7 +173,7 @@ impl VirtioDevice for Net {
     }
 
     fn backend_fd(&self) -> Option<RawFd> {
-        Some(self.tap.as_raw_fd())
+        self.tap.poll_fd()
     }
 
     fn backend_stalled(&self) -> bool {
