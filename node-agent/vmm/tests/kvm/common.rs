@@ -11,8 +11,13 @@ use drover_vmm::config::SharedWriter;
 
 /// Why KVM tests cannot run here, if they cannot.
 pub fn kvm_unavailable() -> Option<String> {
-    if let Err(e) = kvm_ioctls::Kvm::new() {
-        return Some(format!("/dev/kvm unusable: {e}"));
+    let kvm = match kvm_ioctls::Kvm::new() {
+        Ok(kvm) => kvm,
+        Err(e) => return Some(format!("/dev/kvm unusable: {e}")),
+    };
+    // Opening is not enough (a bind-mounted /dev/null opens fine): make a VM.
+    if let Err(e) = kvm.create_vm() {
+        return Some(format!("/dev/kvm cannot create VMs: {e}"));
     }
     for tool in ["as", "ld"] {
         if Command::new(tool).arg("--version").output().is_err() {
@@ -26,7 +31,12 @@ pub fn kvm_unavailable() -> Option<String> {
 macro_rules! require_kvm {
     () => {
         if let Some(reason) = crate::common::kvm_unavailable() {
-            eprintln!("SKIPPED {}: {reason}", module_path!());
+            fn here() {}
+            let name = std::any::type_name_of_val(&here);
+            eprintln!(
+                "SKIPPED {}: {reason}",
+                name.strip_suffix("::here").unwrap_or(name)
+            );
             return;
         }
     };
