@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
+use virtio_bindings::virtio_blk as vb;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -11,23 +12,23 @@ use super::{TYPE_BLOCK, VirtioDevice, VirtioInterrupt, read_config_bytes};
 /// Sector size the protocol counts in.
 pub const SECTOR_SIZE: u64 = 512;
 /// Feature: device is read-only.
-pub const VIRTIO_BLK_F_RO: u64 = 1 << 5;
+pub const VIRTIO_BLK_F_RO: u64 = 1 << vb::VIRTIO_BLK_F_RO;
 /// Feature: flush command supported.
-pub const VIRTIO_BLK_F_FLUSH: u64 = 1 << 9;
-/// Request types.
-pub const VIRTIO_BLK_T_IN: u32 = 0;
-/// Write.
-pub const VIRTIO_BLK_T_OUT: u32 = 1;
-/// Flush.
-pub const VIRTIO_BLK_T_FLUSH: u32 = 4;
-/// Device id string.
-pub const VIRTIO_BLK_T_GET_ID: u32 = 8;
-/// Status byte values.
-pub const VIRTIO_BLK_S_OK: u8 = 0;
-/// I/O error.
-pub const VIRTIO_BLK_S_IOERR: u8 = 1;
-/// Unsupported request.
-pub const VIRTIO_BLK_S_UNSUPP: u8 = 2;
+pub const VIRTIO_BLK_F_FLUSH: u64 = 1 << vb::VIRTIO_BLK_F_FLUSH;
+/// Request type: read.
+pub const VIRTIO_BLK_T_IN: u32 = vb::VIRTIO_BLK_T_IN;
+/// Request type: write.
+pub const VIRTIO_BLK_T_OUT: u32 = vb::VIRTIO_BLK_T_OUT;
+/// Request type: flush.
+pub const VIRTIO_BLK_T_FLUSH: u32 = vb::VIRTIO_BLK_T_FLUSH;
+/// Request type: device id string.
+pub const VIRTIO_BLK_T_GET_ID: u32 = vb::VIRTIO_BLK_T_GET_ID;
+/// Status byte: success (the binding constants are u32; the wire field is one byte).
+pub const VIRTIO_BLK_S_OK: u8 = vb::VIRTIO_BLK_S_OK as u8;
+/// Status byte: I/O error.
+pub const VIRTIO_BLK_S_IOERR: u8 = vb::VIRTIO_BLK_S_IOERR as u8;
+/// Status byte: unsupported request.
+pub const VIRTIO_BLK_S_UNSUPP: u8 = vb::VIRTIO_BLK_S_UNSUPP as u8;
 
 /// Largest host buffer one data copy uses, whatever length the guest claims.
 const CHUNK: usize = 64 * 1024;

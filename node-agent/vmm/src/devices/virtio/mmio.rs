@@ -1,6 +1,7 @@
 //! The virtio-mmio transport (virtio 1.2 §4.2.2): the register window the guest
 //! drives to negotiate features, set up virtqueues and notify the device.
 
+use virtio_bindings::virtio_config as vc;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
 
@@ -12,68 +13,70 @@ const VERSION: u32 = 2;
 const VENDOR_ID: u32 = 0x5256_4444; // "DDVR"
 
 /// Device status bits (virtio 1.2 §2.1).
-pub const STATUS_ACKNOWLEDGE: u32 = 1;
+pub const STATUS_ACKNOWLEDGE: u32 = vc::VIRTIO_CONFIG_S_ACKNOWLEDGE;
 /// Driver found.
-pub const STATUS_DRIVER: u32 = 2;
+pub const STATUS_DRIVER: u32 = vc::VIRTIO_CONFIG_S_DRIVER;
 /// Driver ready.
-pub const STATUS_DRIVER_OK: u32 = 4;
+pub const STATUS_DRIVER_OK: u32 = vc::VIRTIO_CONFIG_S_DRIVER_OK;
 /// Features negotiated.
-pub const STATUS_FEATURES_OK: u32 = 8;
+pub const STATUS_FEATURES_OK: u32 = vc::VIRTIO_CONFIG_S_FEATURES_OK;
 /// Device needs reset.
-pub const STATUS_NEEDS_RESET: u32 = 0x40;
+pub const STATUS_NEEDS_RESET: u32 = vc::VIRTIO_CONFIG_S_NEEDS_RESET;
 /// Driver gave up.
-pub const STATUS_FAILED: u32 = 0x80;
+pub const STATUS_FAILED: u32 = vc::VIRTIO_CONFIG_S_FAILED;
 
 /// Register offsets.
 pub mod reg {
+    use virtio_bindings::virtio_mmio as m;
+
     /// "virt".
-    pub const MAGIC: u64 = 0x000;
+    pub const MAGIC: u64 = m::VIRTIO_MMIO_MAGIC_VALUE as u64;
     /// Transport version.
-    pub const VERSION: u64 = 0x004;
+    pub const VERSION: u64 = m::VIRTIO_MMIO_VERSION as u64;
     /// Device type.
-    pub const DEVICE_ID: u64 = 0x008;
+    pub const DEVICE_ID: u64 = m::VIRTIO_MMIO_DEVICE_ID as u64;
     /// Vendor.
-    pub const VENDOR_ID: u64 = 0x00c;
+    pub const VENDOR_ID: u64 = m::VIRTIO_MMIO_VENDOR_ID as u64;
     /// Device features (32 bits selected by DEVICE_FEATURES_SEL).
-    pub const DEVICE_FEATURES: u64 = 0x010;
+    pub const DEVICE_FEATURES: u64 = m::VIRTIO_MMIO_DEVICE_FEATURES as u64;
     /// Device features word select.
-    pub const DEVICE_FEATURES_SEL: u64 = 0x014;
+    pub const DEVICE_FEATURES_SEL: u64 = m::VIRTIO_MMIO_DEVICE_FEATURES_SEL as u64;
     /// Driver features.
-    pub const DRIVER_FEATURES: u64 = 0x020;
+    pub const DRIVER_FEATURES: u64 = m::VIRTIO_MMIO_DRIVER_FEATURES as u64;
     /// Driver features word select.
-    pub const DRIVER_FEATURES_SEL: u64 = 0x024;
+    pub const DRIVER_FEATURES_SEL: u64 = m::VIRTIO_MMIO_DRIVER_FEATURES_SEL as u64;
     /// Queue select.
-    pub const QUEUE_SEL: u64 = 0x030;
+    pub const QUEUE_SEL: u64 = m::VIRTIO_MMIO_QUEUE_SEL as u64;
     /// Max size of the selected queue.
-    pub const QUEUE_NUM_MAX: u64 = 0x034;
+    pub const QUEUE_NUM_MAX: u64 = m::VIRTIO_MMIO_QUEUE_NUM_MAX as u64;
     /// Size of the selected queue.
-    pub const QUEUE_NUM: u64 = 0x038;
+    pub const QUEUE_NUM: u64 = m::VIRTIO_MMIO_QUEUE_NUM as u64;
     /// Selected queue ready.
-    pub const QUEUE_READY: u64 = 0x044;
+    pub const QUEUE_READY: u64 = m::VIRTIO_MMIO_QUEUE_READY as u64;
     /// Queue notify.
-    pub const QUEUE_NOTIFY: u64 = 0x050;
+    pub const QUEUE_NOTIFY: u64 = m::VIRTIO_MMIO_QUEUE_NOTIFY as u64;
     /// Interrupt status.
-    pub const INTERRUPT_STATUS: u64 = 0x060;
+    pub const INTERRUPT_STATUS: u64 = m::VIRTIO_MMIO_INTERRUPT_STATUS as u64;
     /// Interrupt acknowledge.
-    pub const INTERRUPT_ACK: u64 = 0x064;
+    pub const INTERRUPT_ACK: u64 = m::VIRTIO_MMIO_INTERRUPT_ACK as u64;
     /// Device status.
-    pub const STATUS: u64 = 0x070;
+    pub const STATUS: u64 = m::VIRTIO_MMIO_STATUS as u64;
     /// Descriptor table address, low word.
-    pub const QUEUE_DESC_LOW: u64 = 0x080;
+    pub const QUEUE_DESC_LOW: u64 = m::VIRTIO_MMIO_QUEUE_DESC_LOW as u64;
     /// Descriptor table address, high word.
-    pub const QUEUE_DESC_HIGH: u64 = 0x084;
+    pub const QUEUE_DESC_HIGH: u64 = m::VIRTIO_MMIO_QUEUE_DESC_HIGH as u64;
     /// Available ring address, low word.
-    pub const QUEUE_AVAIL_LOW: u64 = 0x090;
+    pub const QUEUE_AVAIL_LOW: u64 = m::VIRTIO_MMIO_QUEUE_AVAIL_LOW as u64;
     /// Available ring address, high word.
-    pub const QUEUE_AVAIL_HIGH: u64 = 0x094;
+    pub const QUEUE_AVAIL_HIGH: u64 = m::VIRTIO_MMIO_QUEUE_AVAIL_HIGH as u64;
     /// Used ring address, low word.
-    pub const QUEUE_USED_LOW: u64 = 0x0a0;
+    pub const QUEUE_USED_LOW: u64 = m::VIRTIO_MMIO_QUEUE_USED_LOW as u64;
     /// Used ring address, high word.
-    pub const QUEUE_USED_HIGH: u64 = 0x0a4;
+    pub const QUEUE_USED_HIGH: u64 = m::VIRTIO_MMIO_QUEUE_USED_HIGH as u64;
     /// Config generation counter.
-    pub const CONFIG_GENERATION: u64 = 0x0fc;
+    pub const CONFIG_GENERATION: u64 = m::VIRTIO_MMIO_CONFIG_GENERATION as u64;
     /// Start of device config space.
-    pub const CONFIG: u64 = 0x100;
+    pub const CONFIG: u64 = m::VIRTIO_MMIO_CONFIG as u64;
 }
 
 /// Transport state a snapshot carries (the device model itself is rebuilt from config).
@@ -377,5 +380,110 @@ impl BusDevice for MmioTransport {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::IrqTrigger;
+
+    struct Dummy;
+    impl VirtioDevice for Dummy {
+        fn device_type(&self) -> u32 {
+            42
+        }
+        fn queue_max_sizes(&self) -> &[u16] {
+            &[16]
+        }
+        fn features(&self) -> u64 {
+            1 << 5
+        }
+        fn read_config(&self, offset: u64, data: &mut [u8]) {
+            super::super::read_config_bytes(&[1, 2, 3, 4], offset, data);
+        }
+        fn activate(&mut self, _features: u64, _interrupt: VirtioInterrupt) {}
+        fn queue_notify(&mut self, _: usize, _: &mut [Queue], _: &GuestMemoryMmap) -> bool {
+            false
+        }
+        fn reset(&mut self) {}
+    }
+
+    fn transport() -> MmioTransport {
+        let mem = crate::vstate::memory::create(1 << 20).unwrap();
+        let irq = VirtioInterrupt::new(IrqTrigger::new().unwrap());
+        MmioTransport::new(Box::new(Dummy), mem, irq)
+    }
+
+    fn read(t: &mut MmioTransport, off: u64) -> u32 {
+        let mut b = [0u8; 4];
+        t.read(off, &mut b);
+        u32::from_le_bytes(b)
+    }
+
+    fn write(t: &mut MmioTransport, off: u64, v: u32) {
+        t.write(off, &v.to_le_bytes());
+    }
+
+    #[test]
+    fn identity_and_feature_words() {
+        let mut t = transport();
+        assert_eq!(read(&mut t, reg::MAGIC), 0x7472_6976);
+        assert_eq!(read(&mut t, reg::VERSION), 2);
+        assert_eq!(read(&mut t, reg::DEVICE_ID), 42);
+        assert_eq!(read(&mut t, reg::DEVICE_FEATURES), 1 << 5);
+        write(&mut t, reg::DEVICE_FEATURES_SEL, 1);
+        assert_eq!(read(&mut t, reg::DEVICE_FEATURES), 1, "VERSION_1 in word 1");
+        assert_eq!(read(&mut t, reg::QUEUE_NUM_MAX), 16);
+        write(&mut t, reg::QUEUE_SEL, 7);
+        assert_eq!(read(&mut t, reg::QUEUE_NUM_MAX), 0, "absent queue");
+        let mut cfg = [0u8; 2];
+        t.read(reg::CONFIG + 2, &mut cfg);
+        assert_eq!(cfg, [3, 4]);
+        let mut narrow = [0xffu8; 2];
+        t.read(reg::MAGIC, &mut narrow);
+        assert_eq!(narrow, [0, 0], "registers are 32-bit only");
+    }
+
+    #[test]
+    fn features_ok_requires_version_1_and_offered_bits_only() {
+        for (word0, word1, accepted) in [
+            (0, 0, false),
+            (1 << 5, 1, true),
+            (1 << 6, 1, false),
+            (0, 1, true),
+        ] {
+            let mut t = transport();
+            write(&mut t, reg::STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+            write(&mut t, reg::DRIVER_FEATURES_SEL, 0);
+            write(&mut t, reg::DRIVER_FEATURES, word0);
+            write(&mut t, reg::DRIVER_FEATURES_SEL, 1);
+            write(&mut t, reg::DRIVER_FEATURES, word1);
+            write(
+                &mut t,
+                reg::STATUS,
+                STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK,
+            );
+            let ok = read(&mut t, reg::STATUS) & STATUS_FEATURES_OK != 0;
+            assert_eq!(ok, accepted, "features {word1:#x}:{word0:#x}");
+        }
+    }
+
+    #[test]
+    fn status_zero_resets_and_bits_cannot_be_cleared() {
+        let mut t = transport();
+        write(&mut t, reg::STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+        write(&mut t, reg::STATUS, STATUS_ACKNOWLEDGE);
+        assert_eq!(
+            t.status(),
+            STATUS_ACKNOWLEDGE | STATUS_DRIVER,
+            "clearing a bit is ignored"
+        );
+        write(&mut t, reg::QUEUE_NUM, 8);
+        write(&mut t, reg::QUEUE_READY, 1);
+        assert_eq!(read(&mut t, reg::QUEUE_READY), 1);
+        write(&mut t, reg::STATUS, 0);
+        assert_eq!(t.status(), 0);
+        assert_eq!(read(&mut t, reg::QUEUE_READY), 0, "reset clears queues");
     }
 }

@@ -15,16 +15,18 @@ use vm_memory::GuestMemoryMmap;
 use super::IrqTrigger;
 use vm_superio::Trigger;
 
+use virtio_bindings::{virtio_config, virtio_ids, virtio_mmio};
+
 /// VIRTIO_F_VERSION_1: we only speak modern virtio.
-pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+pub const VIRTIO_F_VERSION_1: u64 = 1 << virtio_config::VIRTIO_F_VERSION_1;
 /// Interrupt status bit: a used ring changed.
-pub const INT_USED_RING: u32 = 1;
+pub const INT_USED_RING: u32 = virtio_mmio::VIRTIO_MMIO_INT_VRING;
 /// Interrupt status bit: the config space changed.
-pub const INT_CONFIG: u32 = 2;
+pub const INT_CONFIG: u32 = virtio_mmio::VIRTIO_MMIO_INT_CONFIG;
 /// Virtio device type: network card.
-pub const TYPE_NET: u32 = 1;
+pub const TYPE_NET: u32 = virtio_ids::VIRTIO_ID_NET;
 /// Virtio device type: block device.
-pub const TYPE_BLOCK: u32 = 2;
+pub const TYPE_BLOCK: u32 = virtio_ids::VIRTIO_ID_BLOCK;
 
 /// The transport's interrupt line plus the status register the guest reads to see why.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use super::tap::{Tap, VNET_HDR_LEN};
 use super::{TYPE_NET, VirtioDevice, VirtioInterrupt, read_config_bytes};
 
 /// Feature: the device has a MAC in config space.
-pub const VIRTIO_NET_F_MAC: u64 = 1 << 5;
+pub const VIRTIO_NET_F_MAC: u64 = 1 << virtio_bindings::virtio_net::VIRTIO_NET_F_MAC;
 const RX: usize = 0;
 const TX: usize = 1;
 const QUEUE_SIZES: [u16; 2] = [256, 256];
