@@ -13,8 +13,10 @@ pub const MIN_MEM_MIB: u64 = 16;
 pub const MAX_MEM_MIB: u64 = 1 << 20;
 /// Most vCPUs (the MADT and CPUID carry APIC ids in a byte; keep well under).
 pub const MAX_VCPUS: u8 = 64;
-/// Default kernel arguments: console on COM1, reboot through the i8042, no PCI probing.
-pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=k panic=1 pci=off";
+/// Default kernel arguments: console on COM1, reboot through the i8042, no PCI probing,
+/// and no probing for i8042 features our minimal controller lacks (as Firecracker does).
+pub const DEFAULT_CMDLINE: &str =
+    "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd";
 
 /// A writer the serial console copies guest output into (shared so the caller can read it).
 pub type SharedWriter = Arc<Mutex<dyn Write + Send>>;

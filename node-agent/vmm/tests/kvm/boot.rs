@@ -328,3 +328,85 @@ _start:
     assert_eq!(drover_vmm::run(config).unwrap(), VmExit::GuestReset);
     assert_eq!(console.text(), "M");
 }
+
+#[test]
+fn serial_transmit_interrupt_reaches_the_guest() {
+    require_kvm!();
+    // Linux drives /dev/ttyS0 writes from userspace by THR-empty interrupts on IRQ 4:
+    // check that path (UART IER → irqfd → IOAPIC pin 4 → vector 0x31).
+    let src = format!(
+        r#"
+.code64
+.globl _start
+_start:
+    mov $0xff, %al
+    out %al, $0x21
+    out %al, $0xa1
+    lea handler(%rip), %rax
+    mov $0x280000 + 0x31 * 16, %edi
+    movw %ax, (%rdi)
+    movw $0x10, 2(%rdi)
+    movw $0x8e00, 4(%rdi)
+    shr $16, %rax
+    movw %ax, 6(%rdi)
+    shr $16, %rax
+    movl %eax, 8(%rdi)
+    movl $0, 12(%rdi)
+    lidt idtr(%rip)
+    mov $0xfee00000, %r14d
+    movl $0x1ff, 0xf0(%r14)
+    mov $0xfec00000, %r15d
+    movl $0x18, (%r15)              /* redirection entry for pin 4 */
+    movl $0x31, 0x10(%r15)
+    movl $0x19, (%r15)
+    movl $0, 0x10(%r15)
+    mov $0x3f9, %dx                 /* IER: THR empty interrupt */
+    mov $0x02, %al
+    out %al, (%dx)
+    mov $0x3f8, %dx
+    mov $'>', %al
+    out %al, (%dx)
+1:  cmpl $0, irqs(%rip)
+    jne 2f
+    sti
+    hlt
+    cli
+    jmp 1b
+2:  lea ok(%rip), %rsi
+    call print
+    call reset
+handler:
+    push %rax
+    push %rdx
+    mov $0x3fa, %dx                 /* reading IIR acknowledges THR empty */
+    in (%dx), %al
+    incl irqs(%rip)
+    movl $0, 0xb0(%r14)
+    pop %rdx
+    pop %rax
+    iretq
+.balign 8
+idtr:
+    .word 0x31 * 16 + 15
+    .quad 0x280000
+irqs: .long 0
+ok: .asciz "serial irq ok"
+{lib}
+"#,
+        lib = common::GUEST_LIB
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let console = common::Console::default();
+    let mut config = VmConfig::new(common::assemble(dir.path(), "serial_irq", &src));
+    config.serial = SerialOutput::Writer(console.writer());
+    let vm = drover_vmm::build(&config).unwrap();
+    let exit = vm.wait_timeout(TIMEOUT);
+    drop(vm);
+    assert_eq!(
+        exit,
+        Some(VmExit::GuestReset),
+        "console: {}",
+        console.text()
+    );
+    assert_eq!(console.text(), ">serial irq ok");
+}
