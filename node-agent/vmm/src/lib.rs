@@ -6,6 +6,7 @@ pub mod builder;
 pub mod config;
 pub mod devices;
 pub mod exit;
+pub mod seccomp;
 pub mod snapshot;
 pub mod vm;
 pub mod vstate;
@@ -19,6 +20,15 @@ pub use vm::{RunningVm, StopHandle};
 /// process calls.
 pub fn run(config: VmConfig) -> Result<VmExit, BuildError> {
     Ok(build(&config)?.wait())
+}
+
+/// Like `run`, but installs the monitor's seccomp allowlist on every thread once the VM
+/// is built: the form a per-VM monitor process uses. The filter is process-wide and
+/// permanent, so call it only in a process that exists for this one VM.
+pub fn run_confined(config: VmConfig) -> Result<VmExit, BuildError> {
+    let vm = build(&config)?;
+    seccomp::apply(&seccomp::monitor_allowlist())?;
+    Ok(vm.wait())
 }
 
 /// Restores the snapshot in `snapshot_dir` and blocks until the VM ends.

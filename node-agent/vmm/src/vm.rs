@@ -115,13 +115,29 @@ impl RunningVm {
             vm,
             mem,
         };
+        // Each thread reports once its runtime setup (name, signal stack, rseq) is done,
+        // so a seccomp filter installed after `build` returns never sees those calls.
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        let mut spawned = 0;
         for vcpu in vcpus {
+            let started = started_tx.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("vcpu{}", vcpu.index))
-                .spawn(move || vcpu.run_loop())?;
+                .spawn(move || {
+                    let _ = started.send(());
+                    vcpu.run_loop()
+                })?;
             running.threads.push(handle);
+            spawned += 1;
         }
-        running.io = spawn_io_thread(&running.devices.transports)?;
+        running.io = spawn_io_thread(&running.devices.transports, started_tx)?;
+        spawned += usize::from(running.io.is_some());
+        for _ in 0..spawned {
+            // A thread that died before reporting dropped its sender; stop waiting then.
+            if started_rx.recv().is_err() {
+                break;
+            }
+        }
         Ok(running)
     }
 
@@ -235,6 +251,7 @@ impl Drop for RunningVm {
 /// Polls device backends (tap fds) and lets devices move host data into the guest.
 fn spawn_io_thread(
     transports: &[Arc<Mutex<MmioTransport>>],
+    started: std::sync::mpsc::Sender<()>,
 ) -> std::io::Result<Option<(JoinHandle<()>, Arc<EventFd>)>> {
     let has_backend = transports
         .iter()
@@ -247,7 +264,10 @@ fn spawn_io_thread(
     let transports: Vec<_> = transports.to_vec();
     let handle = std::thread::Builder::new()
         .name("vmm-io".into())
-        .spawn(move || io_loop(&transports, &stop_thread))?;
+        .spawn(move || {
+            let _ = started.send(());
+            io_loop(&transports, &stop_thread)
+        })?;
     Ok(Some((handle, stop)))
 }
 

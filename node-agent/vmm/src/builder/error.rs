@@ -69,4 +69,7 @@ pub enum BuildError {
     /// Thread spawn failed.
     #[error("cannot start vCPU thread: {0}")]
     Thread(std::io::Error),
+    /// The seccomp filter could not be installed.
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
 }

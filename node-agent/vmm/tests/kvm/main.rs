@@ -7,5 +7,6 @@ mod common;
 
 mod boot;
 mod net;
+mod seccomp;
 mod snapshot;
 mod virtio;

@@ -9,7 +9,7 @@ use drover_vmm::{BlockConfig, SerialOutput, VmConfig, VmExit};
 
 /// Prints "<letter>" for each tick a..z, with the counter kept in guest memory at
 /// 0x400000 and a busy delay between ticks, then prints "done" and resets.
-fn counter_guest() -> String {
+pub(crate) fn counter_guest() -> String {
     format!(
         r#"
 .code64

@@ -11,7 +11,7 @@ use drover_vmm::{BlockConfig, SerialOutput, VmConfig, VmExit};
 /// of type %r12 for sector %r13 with a 512-byte data buffer at 0x304000, then check the
 /// used ring and status byte. Layout: desc 0x300000, avail 0x301000, used 0x302000,
 /// header 0x303000, status 0x305000.
-fn blk_guest() -> String {
+pub(crate) fn blk_guest() -> String {
     format!(
         r#"
 .code64
