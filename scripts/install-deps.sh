@@ -7,6 +7,13 @@ PACKAGES=(
   protobuf-compiler   # protoc, for the gRPC code in proto/
   curl                # HTTP gateway tests
   pkg-config
+  libseccomp-dev      # container runtime (libcontainer's seccomp)
+  busybox-static      # test and example images (examples/images/build-busybox.sh)
+  docker-registry     # a real OCI registry for image pull tests, on 127.0.0.1
+  binutils            # as/ld for the VM monitor's test guests
+  iproute2            # taps, bridges, network namespaces
+  nftables
+  crun runc           # side-by-side container start benchmark
 )
 
 missing=()

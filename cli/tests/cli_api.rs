@@ -194,3 +194,39 @@ fn state_survives_kill_9() {
         "deployment/web unchanged\nconfigmap/settings unchanged\n"
     );
 }
+
+#[test]
+fn get_watch_streams_changes() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let mut watcher = std::process::Command::new(drover_bin())
+        .args(["get", "cm", "-w", "-o", "name", "--server", &server.url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watcher.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // The watch starts from the list's revision, so nothing created after
+    // the list is missed, however soon it comes.
+    let mut seen = Vec::new();
+    for i in 0..3 {
+        let cm = format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: w{i}}}\n");
+        ok(server.drover_stdin(&["create", "-f", "-"], Some(&cm)));
+    }
+    while seen.len() < 3 {
+        match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+            Ok(l) => seen.push(l),
+            Err(_) => break,
+        }
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    assert_eq!(seen, vec!["configmap/w0", "configmap/w1", "configmap/w2"]);
+}

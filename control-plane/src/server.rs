@@ -60,6 +60,10 @@ pub async fn serve(
     let addr = listener.local_addr().map_err(ServeError::Serve)?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "drover API serving gRPC and HTTP");
     on_ready(addr);
+    // Without TCP_NODELAY, small HTTP/2 frames wait on delayed ACKs (~40 ms per request).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

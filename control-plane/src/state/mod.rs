@@ -4,6 +4,7 @@
 //! pod termination, owner cascades). No clocks, no randomness, no I/O.
 
 mod delete;
+mod services;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -326,6 +327,9 @@ impl StateMachine {
             });
         }
         let mut new = object.clone();
+        if kind == Kind::Service {
+            self.assign_service_addresses(&key, &mut new, None)?;
+        }
         new.metadata.namespace = ns;
         new.metadata.generation = Some(1);
         new.metadata.deletion_timestamp = None;
@@ -356,6 +360,9 @@ impl StateMachine {
         m.deletion_grace_period_seconds = old.deletion_grace_period_seconds;
         m.generation = old.generation;
         m.resource_version = old.resource_version.clone();
+        if kind == Kind::Service {
+            self.assign_service_addresses(&key, &mut new, Some(&existing))?;
+        }
         new.body.remove("status");
         if let Some(status) = existing.body.get("status") {
             new.body.insert("status".into(), status.clone());

@@ -473,3 +473,60 @@ proptest::proptest! {
         proptest::prop_assert_eq!(revs, want);
     }
 }
+
+fn svc(name: &str, extra: serde_json::Value) -> Object {
+    let mut spec = json!({"selector": {"app": name}, "ports": [{"port": 80}]});
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    obj(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}))
+}
+
+#[test]
+fn services_get_the_lowest_free_addresses() {
+    let mut sm = StateMachine::new(100);
+    let a = create(&mut sm, svc("a", json!({})));
+    assert_eq!(a.body["spec"]["clusterIP"], "10.96.0.2");
+    let b = create(&mut sm, svc("b", json!({"type": "NodePort"})));
+    assert_eq!(b.body["spec"]["clusterIP"], "10.96.0.3");
+    assert_eq!(b.body["spec"]["ports"][0]["nodePort"], 30000);
+    let (r, _) = sm.apply(&Command::Create {
+        object: svc("c", json!({"clusterIP": "10.96.0.2"})),
+    });
+    assert!(matches!(r, Err(ApplyError::Invalid(m)) if m.contains("already allocated")));
+    let (r, _) = sm.apply(&Command::Create {
+        object: svc(
+            "c",
+            json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30000}]}),
+        ),
+    });
+    assert!(matches!(r, Err(ApplyError::Invalid(m)) if m.contains("nodePort")));
+    // Updates keep the addresses and refuse to change the cluster IP.
+    let mut upd = svc(
+        "b",
+        json!({"type": "NodePort", "selector": {"app": "other"}}),
+    );
+    let kept = sm
+        .apply(&Command::Update {
+            object: upd.clone(),
+            precondition: None,
+        })
+        .0
+        .unwrap();
+    assert_eq!(kept.body["spec"]["clusterIP"], "10.96.0.3");
+    assert_eq!(kept.body["spec"]["ports"][0]["nodePort"], 30000);
+    upd.body.get_mut("spec").unwrap()["clusterIP"] = json!("10.96.0.9");
+    let (r, _) = sm.apply(&Command::Update {
+        object: upd,
+        precondition: None,
+    });
+    assert!(matches!(r, Err(ApplyError::Invalid(m)) if m.contains("immutable")));
+    // A deleted service's address is reused.
+    sm.apply(&delete(Kind::Service, "a", Propagation::Background, None))
+        .0
+        .unwrap();
+    let c = create(&mut sm, svc("c", json!({})));
+    assert_eq!(c.body["spec"]["clusterIP"], "10.96.0.2");
+}
