@@ -1,1 +1,3 @@
 //! Drover's node agent: runs pods as containers or microVMs.
+
+pub mod image;
