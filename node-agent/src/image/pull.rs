@@ -134,10 +134,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-fn client(opts: &PullOptions) -> Client {
-    // reqwest is built without a default crypto provider; install ring once
-    // (an error only means a provider is already installed).
+/// Installs rustls' ring crypto provider for the process, once. reqwest is
+/// built without a default provider (to avoid aws-lc's C build) and panics
+/// when it finds none; an error here only means one is installed already.
+pub fn ensure_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn client(opts: &PullOptions) -> Client {
+    ensure_crypto_provider();
     Client::new(ClientConfig {
         protocol: ClientProtocol::HttpsExcept(opts.insecure_registries.clone()),
         connect_timeout: opts.connect_timeout,
