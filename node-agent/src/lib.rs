@@ -1,3 +1,4 @@
 //! Drover's node agent: runs pods as containers or microVMs.
 
 pub mod image;
+pub mod runtime;
