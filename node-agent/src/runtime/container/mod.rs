@@ -3,6 +3,7 @@
 //! its libcontainer implementation (used only inside the per-pod shim,
 //! because libcontainer forks).
 
+pub mod bundle;
 pub mod cgroup;
 pub mod libcontainer;
 pub mod rootfs;
