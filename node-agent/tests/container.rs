@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use drover_node_agent::image::{ImageStore, import};
 use drover_node_agent::runtime::container::bundle::{self, ContainerDir, ContainerRequest};
-use drover_node_agent::runtime::container::{ContainerSpec, NetworkMode, ProcessSpec, Resources, cgroup, rootfs};
+use drover_node_agent::runtime::container::{
+    ContainerSpec, NetworkMode, ProcessSpec, Resources, cgroup, rootfs,
+};
 use drover_node_agent::shim::{ShimHandle, ShimLauncher, ShimState, Status};
 
 struct Env {
@@ -31,16 +33,16 @@ fn env() -> Option<Env> {
     let work = tempfile::tempdir().expect("tempdir");
     let layout = common::build_busybox(work.path())?;
     let store = ImageStore::open(&work.path().join("data")).expect("store");
-    let image = import::import(&store, &layout, None).expect("import").remove(0);
+    let image = import::import(&store, &layout, None)
+        .expect("import")
+        .remove(0);
     let lowers = store.prepare_layers(&image).expect("layers");
     Some(Env {
         work,
         lowers,
-        launcher: ShimLauncher {
-            exe: PathBuf::from(env!("CARGO_BIN_EXE_drover-node-shim")),
-            args: vec![],
-            start_timeout: Duration::from_secs(30),
-        },
+        launcher: ShimLauncher::new(env!("CARGO_BIN_EXE_drover-node-shim"), vec![])
+            .with_start_timeout(Duration::from_secs(30))
+            .with_prespawn(),
     })
 }
 
@@ -90,7 +92,10 @@ impl Env {
             default_grace: Duration::from_secs(2),
         };
         let config = bundle::prepare(&dir, &req).expect("bundle");
-        let shim = self.launcher.launch(&dir.shim_dir(), &config).expect("launch shim");
+        let shim = self
+            .launcher
+            .launch(&dir.shim_dir(), &config)
+            .expect("launch shim");
         Running {
             done: false,
             dir,
@@ -122,11 +127,24 @@ impl Running {
         }
         assert!(!self.shim.is_alive(), "shim still running");
         if let Some(pid) = state.container_pid {
-            assert!(!Path::new(&format!("/proc/{pid}")).exists(), "container process left");
+            assert!(
+                !Path::new(&format!("/proc/{pid}")).exists(),
+                "container process left"
+            );
         }
-        assert_eq!(cgroup::existing_dirs(&self.cgroups_path), Vec::<PathBuf>::new(), "cgroups left");
-        assert!(!rootfs::is_mounted(&self.dir.rootfs()), "rootfs still mounted");
-        assert!(!self.runtime_root.join(&self.id).exists(), "runtime state left");
+        assert_eq!(
+            cgroup::existing_dirs(&self.cgroups_path),
+            Vec::<PathBuf>::new(),
+            "cgroups left"
+        );
+        assert!(
+            !rootfs::is_mounted(&self.dir.rootfs()),
+            "rootfs still mounted"
+        );
+        assert!(
+            !self.runtime_root.join(&self.id).exists(),
+            "runtime state left"
+        );
         bundle::remove(&self.dir).expect("remove");
         assert!(!self.dir.path().exists());
         remove_parent_cgroups(&self.cgroups_path);
@@ -161,10 +179,16 @@ fn true_and_echo_report_exit_codes_and_logs() {
     let Some(env) = env() else { return };
     let c = env.run(&["busybox", "true"], Resources::default());
     let s = c.wait();
-    assert_eq!((s.status, s.exit_code, s.reason()), (Status::Exited, Some(0), Some("Completed")));
+    assert_eq!(
+        (s.status, s.exit_code, s.reason()),
+        (Status::Exited, Some(0), Some("Completed"))
+    );
     c.assert_cleaned_up(&s);
 
-    let c = env.run(&["sh", "-c", "echo hello; echo oops >&2; exit 3"], Resources::default());
+    let c = env.run(
+        &["sh", "-c", "echo hello; echo oops >&2; exit 3"],
+        Resources::default(),
+    );
     let s = c.wait();
     assert_eq!((s.exit_code, s.reason()), (Some(3), Some("Error")));
     let log = c.log();
@@ -181,10 +205,16 @@ fn memory_limit_is_enforced_and_reported_as_oom_killed() {
         ..Resources::default()
     };
     // dd allocates its 128 MiB block and fills it: far past the limit.
-    let c = env.run(&["dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1"], limits);
+    let c = env.run(
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1"],
+        limits,
+    );
     let s = c.wait();
     assert!(s.oom_killed, "{s:?} log: {}", c.log());
-    assert_eq!((s.signal, s.exit_code, s.reason()), (Some(9), Some(137), Some("OOMKilled")));
+    assert_eq!(
+        (s.signal, s.exit_code, s.reason()),
+        (Some(9), Some(137), Some("OOMKilled"))
+    );
     c.assert_cleaned_up(&s);
 }
 
@@ -208,7 +238,11 @@ fn stop_sends_sigterm_then_sigkill_after_grace() {
     let Some(env) = env() else { return };
     // Handles SIGTERM: exits with its own code well within the grace period.
     let c = env.run(
-        &["sh", "-c", "trap 'echo bye; exit 3' TERM; echo up; while true; do sleep 0.05; done"],
+        &[
+            "sh",
+            "-c",
+            "trap 'echo bye; exit 3' TERM; echo up; while true; do sleep 0.05; done",
+        ],
         Resources::default(),
     );
     // The trap must be installed before the signal arrives.
@@ -245,14 +279,21 @@ fn shim_is_detached_and_can_be_adopted() {
         .find_map(|l| l.strip_prefix("PPid:"))
         .and_then(|v| v.trim().parse().ok())
         .expect("ppid");
-    assert_ne!(ppid, std::process::id() as i32, "shim must not be our child");
+    assert_ne!(
+        ppid,
+        std::process::id() as i32,
+        "shim must not be our child"
+    );
     let before = c.shim.state().expect("state");
     assert_eq!(before.status, Status::Running);
 
     // An agent restarting finds the same shim and container.
     let adopted = ShimHandle::adopt(&c.dir.shim_dir()).expect("adopt");
     assert_eq!(adopted.shim_pid(), c.shim.shim_pid());
-    assert_eq!(adopted.state().expect("state").container_pid, before.container_pid);
+    assert_eq!(
+        adopted.state().expect("state").container_pid,
+        before.container_pid
+    );
     adopted.stop(Duration::from_millis(100)).expect("stop");
     let s = adopted.wait(Duration::from_secs(30)).expect("wait");
     assert_eq!(s.signal, Some(9));
@@ -264,8 +305,11 @@ fn external_kill_is_recorded_and_cleaned_up() {
     let Some(env) = env() else { return };
     let c = env.run(&["sleep", "1000"], Resources::default());
     let pid = c.shim.state().expect("state").container_pid.expect("pid");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
-        .expect("kill");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
     let s = c.wait();
     assert_eq!((s.signal, s.oom_killed), (Some(9), false));
     c.assert_cleaned_up(&s);

@@ -107,21 +107,32 @@ async fn push_layout(layout: &Path, registry: &str, name: &str) {
     let index: serde_json::Value =
         serde_json::from_slice(&fs::read(layout.join("index.json")).expect("index")).expect("json");
     let mdigest = index["manifests"][0]["digest"].as_str().expect("digest");
-    let read = |d: &str| fs::read(layout.join("blobs/sha256").join(&d["sha256:".len()..])).expect("blob");
+    let read =
+        |d: &str| fs::read(layout.join("blobs/sha256").join(&d["sha256:".len()..])).expect("blob");
     let manifest_bytes = read(mdigest);
     let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).expect("json");
-    let mut blobs = vec![manifest["config"]["digest"].as_str().expect("c").to_string()];
+    let mut blobs = vec![
+        manifest["config"]["digest"]
+            .as_str()
+            .expect("c")
+            .to_string(),
+    ];
     for l in manifest["layers"].as_array().expect("layers") {
         blobs.push(l["digest"].as_str().expect("l").to_string());
     }
     for d in blobs {
-        client.push_blob(&reference, read(&d), &d).await.expect("push blob");
+        client
+            .push_blob(&reference, read(&d), &d)
+            .await
+            .expect("push blob");
     }
     client
         .push_manifest_raw(
             &reference,
             manifest_bytes,
-            "application/vnd.oci.image.manifest.v1+json".parse().expect("ct"),
+            "application/vnd.oci.image.manifest.v1+json"
+                .parse()
+                .expect("ct"),
         )
         .await
         .expect("push manifest");
@@ -146,11 +157,16 @@ async fn pulls_from_a_real_registry_with_progress_and_clear_errors() {
     let name = format!("{}/example/busybox:1", registry.addr);
     let mut events = Vec::new();
     let image = store
-        .ensure_image(&name, PullPolicy::IfNotPresent, &opts, &mut |p| events.push(p))
+        .ensure_image(&name, PullPolicy::IfNotPresent, &opts, &mut |p| {
+            events.push(p)
+        })
         .await
         .expect("pull");
     assert_eq!(image.layers.len(), 1);
-    let layer_events: Vec<_> = events.iter().filter(|p| p.digest == image.layers[0]).collect();
+    let layer_events: Vec<_> = events
+        .iter()
+        .filter(|p| p.digest == image.layers[0])
+        .collect();
     let last = layer_events.last().expect("progress for the layer");
     assert_eq!(last.received, last.total);
     assert!(!last.cached);
@@ -166,7 +182,10 @@ async fn pulls_from_a_real_registry_with_progress_and_clear_errors() {
     assert!(again.iter().all(|p| p.cached));
 
     let missing = format!("{}/example/nothing:1", registry.addr);
-    let err = store.pull(&missing, &opts, &mut |_| {}).await.expect_err("unknown");
+    let err = store
+        .pull(&missing, &opts, &mut |_| {})
+        .await
+        .expect_err("unknown");
     assert!(matches!(err, PullError::UnknownImage(_)), "{err:?}");
     assert_eq!(err.reason(), "ErrImagePull");
 
@@ -175,8 +194,17 @@ async fn pulls_from_a_real_registry_with_progress_and_clear_errors() {
         registry.addr,
         Digest::of(b"not the manifest")
     );
-    let err = store.pull(&pinned, &opts, &mut |_| {}).await.expect_err("pinned");
-    assert!(matches!(err, PullError::UnknownImage(_) | PullError::BadDigest { .. }), "{err:?}");
+    let err = store
+        .pull(&pinned, &opts, &mut |_| {})
+        .await
+        .expect_err("pinned");
+    assert!(
+        matches!(
+            err,
+            PullError::UnknownImage(_) | PullError::BadDigest { .. }
+        ),
+        "{err:?}"
+    );
 
     let err = store
         .ensure_image("example/absent:1", PullPolicy::Never, &opts, &mut |_| {})
@@ -190,7 +218,11 @@ async fn pulls_from_a_real_registry_with_progress_and_clear_errors() {
         ..opts.clone()
     };
     let err = store
-        .pull(&format!("{down}/example/busybox:1"), &opts_down, &mut |_| {})
+        .pull(
+            &format!("{down}/example/busybox:1"),
+            &opts_down,
+            &mut |_| {},
+        )
         .await
         .expect_err("down");
     assert!(matches!(err, PullError::Unreachable { .. }), "{err:?}");

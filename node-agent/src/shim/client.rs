@@ -4,11 +4,13 @@
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
@@ -37,28 +39,62 @@ pub enum ShimClientError {
 
 /// How to start shims: a binary and the arguments selecting its shim entry
 /// point (for `drover`: the hidden `shim` subcommand).
-#[derive(Clone, Debug)]
+///
+/// Starting a shim means fork + exec of the binary, dynamic loading and a
+/// daemonizing fork: milliseconds that need not be on a container's start
+/// path. With `prespawn`, one spare shim is always waiting, already
+/// detached, for the state directory of the next container.
+#[derive(Debug)]
 pub struct ShimLauncher {
-    /// The executable.
-    pub exe: PathBuf,
-    /// Arguments before the shim's own (`--state-dir …`).
-    pub args: Vec<OsString>,
-    /// How long create + start may take before giving up.
-    pub start_timeout: Duration,
+    exe: PathBuf,
+    args: Vec<OsString>,
+    start_timeout: Duration,
+    prespawn: bool,
+    spare: Arc<Mutex<Option<Spare>>>,
 }
 
-/// A running (or finished) shim, known by its state directory.
-#[derive(Clone, Debug)]
-pub struct ShimHandle {
-    state_dir: PathBuf,
-    shim_pid: i32,
+/// A detached shim waiting for its assignment on a pipe.
+#[derive(Debug)]
+struct Spare {
+    assign: File,
+    ready: OwnedFd,
 }
 
 impl ShimLauncher {
-    /// Writes the config into `state_dir`, launches a detached shim and
+    /// Launches `exe ARGS… --standby …` shims; no spare kept.
+    pub fn new(exe: impl Into<PathBuf>, args: Vec<OsString>) -> Self {
+        ShimLauncher {
+            exe: exe.into(),
+            args,
+            start_timeout: Duration::from_secs(60),
+            prespawn: false,
+            spare: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Keeps a spare shim ready (and starts the first one now).
+    pub fn with_prespawn(mut self) -> Self {
+        self.prespawn = true;
+        if let Ok(spare) = spawn_spare(&self.exe, &self.args) {
+            *lock(&self.spare) = Some(spare);
+        }
+        self
+    }
+
+    /// How long create + start may take before [`ShimLauncher::launch`] gives up.
+    pub fn with_start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// Writes the config into `state_dir`, hands it to a detached shim and
     /// returns once the container runs or has failed to start (then its
     /// state says why: `status: Exited` with `error`).
-    pub fn launch(&self, state_dir: &Path, config: &ShimConfig) -> Result<ShimHandle, ShimClientError> {
+    pub fn launch(
+        &self,
+        state_dir: &Path,
+        config: &ShimConfig,
+    ) -> Result<ShimHandle, ShimClientError> {
         let st = |source| ShimClientError::State {
             path: state_dir.to_path_buf(),
             source,
@@ -68,61 +104,103 @@ impl ShimLauncher {
             let _ = fs::remove_file(state_dir.join(stale));
         }
         state::write_json(&state_dir.join(state::CONFIG_FILE), config).map_err(st)?;
-        let log = File::create(state_dir.join(state::SHIM_LOG)).map_err(st)?;
-        let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| st(e.into()))?;
-        let raw_w = ready_w.as_raw_fd();
-        let mut cmd = Command::new(&self.exe);
-        cmd.args(&self.args)
-            .arg("--state-dir")
-            .arg(state_dir)
-            .arg("--ready-fd")
-            .arg("3")
-            .arg("--daemonize")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        // SAFETY: only dup2/fcntl, both async-signal-safe, between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if raw_w == 3 {
-                    // dup2 onto itself keeps close-on-exec; clear it instead.
-                    if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
-                        return Err(io::Error::last_os_error());
+        let mut assignment = state_dir.as_os_str().as_bytes().to_vec();
+        assignment.push(b'\n');
+
+        // A spare may have died (killed, or the machine was busy); one fresh try.
+        let taken = lock(&self.spare).take();
+        let spare = match taken {
+            Some(spare) if (&spare.assign).write_all(&assignment).is_ok() => spare,
+            _ => {
+                let mut spare = spawn_spare(&self.exe, &self.args).map_err(|source| {
+                    ShimClientError::Spawn {
+                        exe: self.exe.clone(),
+                        source,
                     }
-                } else if libc::dup2(raw_w, 3) < 0 {
-                    return Err(io::Error::last_os_error());
+                })?;
+                spare.assign.write_all(&assignment).map_err(st)?;
+                spare
+            }
+        };
+        drop(spare.assign);
+        if self.prespawn {
+            let (slot, exe, args) = (Arc::clone(&self.spare), self.exe.clone(), self.args.clone());
+            std::thread::spawn(move || {
+                if let Ok(next) = spawn_spare(&exe, &args) {
+                    lock(&slot).get_or_insert(next);
                 }
-                Ok(())
             });
         }
-        let spawn = |source| ShimClientError::Spawn {
-            exe: self.exe.clone(),
-            source,
-        };
-        let mut child = cmd.spawn().map_err(spawn)?;
-        drop(ready_w);
-        // The first process forks the real shim and exits at once.
-        child.wait().map_err(spawn)?;
 
         let millis = u16::try_from(self.start_timeout.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(ready_r.as_fd(), PollFlags::POLLIN)];
+        let mut fds = [PollFd::new(spare.ready.as_fd(), PollFlags::POLLIN)];
         let ready = poll(&mut fds, PollTimeout::from(millis)).map_err(|e| st(e.into()))?;
         if ready == 0 {
             return Err(ShimClientError::Timeout(state_dir.to_path_buf()));
         }
         // One byte: running. EOF: it failed, and its state says why.
-        let _ = File::from(ready_r).read(&mut [0u8; 1]);
+        let _ = File::from(spare.ready).read(&mut [0u8; 1]);
         ShimHandle::adopt(state_dir)
     }
+}
+
+/// A running (or finished) shim, known by its state directory.
+#[derive(Clone, Debug)]
+pub struct ShimHandle {
+    state_dir: PathBuf,
+    shim_pid: i32,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Starts a detached shim in standby: it reads its state directory from
+/// stdin and reports readiness on fd 3.
+fn spawn_spare(exe: &Path, args: &[OsString]) -> io::Result<Spare> {
+    let (assign_r, assign_w) = pipe2(OFlag::O_CLOEXEC)?;
+    let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC)?;
+    let raw_w = ready_w.as_raw_fd();
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        .args(["--standby", "--ready-fd", "3", "--daemonize"])
+        .stdin(Stdio::from(assign_r))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: only dup2/fcntl, both async-signal-safe, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if raw_w == 3 {
+                // dup2 onto itself keeps close-on-exec; clear it instead.
+                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(raw_w, 3) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    drop(cmd);
+    drop(ready_w);
+    // The first process forks the real shim and exits at once.
+    child.wait()?;
+    Ok(Spare {
+        assign: File::from(assign_w),
+        ready: ready_r,
+    })
 }
 
 impl ShimHandle {
     /// Re-attaches to the shim whose state is in `state_dir` (after an agent restart).
     pub fn adopt(state_dir: &Path) -> Result<Self, ShimClientError> {
         let s: ShimState =
-            state::read_json(&state_dir.join(state::STATE_FILE)).map_err(|source| ShimClientError::State {
-                path: state_dir.to_path_buf(),
-                source,
+            state::read_json(&state_dir.join(state::STATE_FILE)).map_err(|source| {
+                ShimClientError::State {
+                    path: state_dir.to_path_buf(),
+                    source,
+                }
             })?;
         Ok(ShimHandle {
             state_dir: state_dir.to_path_buf(),
@@ -142,9 +220,11 @@ impl ShimHandle {
 
     /// The last state the shim wrote.
     pub fn state(&self) -> Result<ShimState, ShimClientError> {
-        state::read_json(&self.state_dir.join(state::STATE_FILE)).map_err(|source| ShimClientError::State {
-            path: self.state_dir.clone(),
-            source,
+        state::read_json(&self.state_dir.join(state::STATE_FILE)).map_err(|source| {
+            ShimClientError::State {
+                path: self.state_dir.clone(),
+                source,
+            }
         })
     }
 
@@ -171,7 +251,11 @@ impl ShimHandle {
         match self.request(&Request::Stop(grace), Some(Duration::from_secs(5))) {
             Ok(_) => Ok(()),
             // No socket: the shim has finished (or is finishing) already.
-            Err(_) if self.state().is_ok_and(|s| s.status == Status::Exited) || !self.is_alive() => Ok(()),
+            Err(_)
+                if self.state().is_ok_and(|s| s.status == Status::Exited) || !self.is_alive() =>
+            {
+                Ok(())
+            }
             Err(source) => Err(ShimClientError::Control {
                 path: self.state_dir.clone(),
                 source,

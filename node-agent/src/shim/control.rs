@@ -41,7 +41,11 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects_junk() {
-        for r in [Request::State, Request::Wait, Request::Stop(Duration::from_millis(1500))] {
+        for r in [
+            Request::State,
+            Request::Wait,
+            Request::Stop(Duration::from_millis(1500)),
+        ] {
             assert_eq!(parse_request(&format_request(&r)), Some(r));
         }
         for junk in ["", "stop", "stop x", "state now", "reboot", "stop 1 2"] {

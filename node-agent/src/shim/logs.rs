@@ -79,7 +79,10 @@ impl RotatingLog {
             let _ = fs::rename(self.rotated(n), self.rotated(n + 1));
         }
         fs::rename(&self.path, self.rotated(1))?;
-        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         self.size = 0;
         Ok(())
     }
@@ -137,7 +140,9 @@ mod tests {
     fn pumps_lines_and_splits_long_ones() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.log");
-        let log = Arc::new(Mutex::new(RotatingLog::open(&path, 1 << 20, 2).expect("open")));
+        let log = Arc::new(Mutex::new(
+            RotatingLog::open(&path, 1 << 20, 2).expect("open"),
+        ));
         let long = vec![b'x'; MAX_LINE + 10];
         let mut input = b"one\ntwo\n".to_vec();
         input.extend_from_slice(&long);
@@ -165,7 +170,11 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["c.log", "c.log.1", "c.log.2"]);
-        assert!(fs::read_to_string(&path).expect("live").contains("record 19"));
+        assert!(
+            fs::read_to_string(&path)
+                .expect("live")
+                .contains("record 19")
+        );
         assert!(fs::metadata(&path).expect("meta").len() <= 100);
     }
 }

@@ -19,7 +19,9 @@ pub use state::{ShimConfig, ShimState, Status};
 /// Parsed shim command line.
 #[derive(Debug, PartialEq, Eq)]
 struct ShimArgs {
-    state_dir: PathBuf,
+    /// Given, or read from stdin in standby mode.
+    state_dir: Option<PathBuf>,
+    standby: bool,
     ready_fd: Option<i32>,
     daemonize: bool,
 }
@@ -28,20 +30,29 @@ fn parse_args(args: &[OsString]) -> Result<ShimArgs, String> {
     let mut state_dir = None;
     let mut ready_fd = None;
     let mut daemonize = false;
+    let mut standby = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.to_str() {
             Some("--state-dir") => state_dir = it.next().map(PathBuf::from),
             Some("--ready-fd") => {
-                let v = it.next().and_then(|v| v.to_str()).and_then(|v| v.parse().ok());
+                let v = it
+                    .next()
+                    .and_then(|v| v.to_str())
+                    .and_then(|v| v.parse().ok());
                 ready_fd = Some(v.ok_or("--ready-fd needs a number")?);
             }
             Some("--daemonize") => daemonize = true,
+            Some("--standby") => standby = true,
             _ => return Err(format!("unknown shim argument {arg:?}")),
         }
     }
+    if state_dir.is_none() && !standby {
+        return Err("--state-dir DIR or --standby is required".into());
+    }
     Ok(ShimArgs {
-        state_dir: state_dir.ok_or("--state-dir DIR is required")?,
+        state_dir,
+        standby,
         ready_fd,
         daemonize,
     })
@@ -49,7 +60,7 @@ fn parse_args(args: &[OsString]) -> Result<ShimArgs, String> {
 
 /// The shim's entry point; `drover` calls it for its hidden `shim`
 /// subcommand with the arguments after it:
-/// `--state-dir DIR [--ready-fd N] [--daemonize]`.
+/// `(--state-dir DIR | --standby) [--ready-fd N] [--daemonize]`.
 pub fn shim_main(args: Vec<OsString>) -> ExitCode {
     let args = match parse_args(&args) {
         Ok(a) => a,
@@ -77,7 +88,16 @@ pub fn shim_main(args: Vec<OsString>) -> ExitCode {
         }
     }
     let ready = args.ready_fd.and_then(supervisor::inherited_fd);
-    match supervisor::run(&args.state_dir, ready) {
+    let state_dir = match args.state_dir {
+        Some(dir) => dir,
+        // A spare: wait for the launcher to name our container. EOF means
+        // the launcher went away without needing us.
+        None => match supervisor::await_assignment() {
+            Some(dir) => dir,
+            None => return ExitCode::SUCCESS,
+        },
+    };
+    match supervisor::run(&state_dir, ready) {
         Ok(0) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(e) => {
@@ -97,12 +117,14 @@ mod tests {
         assert_eq!(
             parse_args(&a(&["--state-dir", "/s", "--ready-fd", "3", "--daemonize"])),
             Ok(ShimArgs {
-                state_dir: "/s".into(),
+                state_dir: Some("/s".into()),
+                standby: false,
                 ready_fd: Some(3),
                 daemonize: true
             })
         );
         assert!(parse_args(&a(&[])).is_err());
+        assert!(parse_args(&a(&["--standby"])).is_ok_and(|p| p.standby && p.state_dir.is_none()));
         assert!(parse_args(&a(&["--state-dir", "/s", "--ready-fd", "x"])).is_err());
         assert!(parse_args(&a(&["--bogus"])).is_err());
     }

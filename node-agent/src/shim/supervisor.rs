@@ -28,7 +28,10 @@ use crate::runtime::container::{ContainerRuntime, LibcontainerRuntime, Stdio, cg
 pub enum ShimError {
     /// Its config could not be read.
     #[error("reading shim config {path}: {source}")]
-    Config { path: PathBuf, source: std::io::Error },
+    Config {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Setting itself up failed.
     #[error("shim setup: {0}")]
     Setup(String),
@@ -97,10 +100,11 @@ extern "C" fn on_sigterm(_: libc::c_int) {
 /// `ready` is written one byte once the container runs (or closed on failure).
 pub fn run(state_dir: &Path, ready: Option<OwnedFd>) -> Result<i32, ShimError> {
     let config_path = state_dir.join(state::CONFIG_FILE);
-    let config: ShimConfig = state::read_json(&config_path).map_err(|source| ShimError::Config {
-        path: config_path.clone(),
-        source,
-    })?;
+    let config: ShimConfig =
+        state::read_json(&config_path).map_err(|source| ShimError::Config {
+            path: config_path.clone(),
+            source,
+        })?;
     // Orphans of the container reparent to us, so we reap everything.
     // SAFETY: prctl with integer arguments only.
     unsafe {
@@ -201,7 +205,11 @@ fn start_container(
     Ok((Pid::from_raw(pid), pumps))
 }
 
-fn spawn_pump(fd: OwnedFd, stream: &'static str, log: &Arc<Mutex<RotatingLog>>) -> thread::JoinHandle<()> {
+fn spawn_pump(
+    fd: OwnedFd,
+    stream: &'static str,
+    log: &Arc<Mutex<RotatingLog>>,
+) -> thread::JoinHandle<()> {
     let log = Arc::clone(log);
     thread::spawn(move || logs::pump(File::from(fd), stream, &log))
 }
@@ -254,7 +262,11 @@ fn watch_sigterm(shared: &Arc<Shared>, pid: Pid, grace: Duration) {
     };
     SIGNAL_PIPE.store(w.as_raw_fd(), Ordering::Relaxed);
     std::mem::forget(w); // lives as long as the process, for the handler
-    let action = SigAction::new(SigHandler::Handler(on_sigterm), SaFlags::SA_RESTART, SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(on_sigterm),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
     // SAFETY: the handler only calls write(2), which is async-signal-safe.
     if unsafe { signal::sigaction(Signal::SIGTERM, &action) }.is_err() {
         return;
@@ -300,7 +312,9 @@ fn serve_control(shared: &Arc<Shared>, pid: Pid) -> ListenerGuard {
 
 fn handle(shared: &Arc<Shared>, pid: Pid, conn: UnixStream) {
     let mut line = String::new();
-    let Ok(read_half) = conn.try_clone() else { return };
+    let Ok(read_half) = conn.try_clone() else {
+        return;
+    };
     if BufReader::new(read_half).read_line(&mut line).is_err() {
         return;
     }
@@ -318,6 +332,31 @@ fn handle(shared: &Arc<Shared>, pid: Pid, conn: UnixStream) {
         let mut conn = conn;
         let _ = conn.write_all(text.as_bytes());
     }
+}
+
+/// Standby: reads the state directory from stdin, then points stdin at
+/// /dev/null and stderr at the shim log in that directory.
+pub fn await_assignment() -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut line = Vec::new();
+    let mut stdin = std::io::stdin().lock();
+    stdin.read_until(b'\n', &mut line).ok()?;
+    drop(stdin);
+    if line.pop() != Some(b'\n') || line.is_empty() {
+        return None;
+    }
+    let dir = PathBuf::from(std::ffi::OsString::from_vec(line));
+    if let Ok(null) = File::open("/dev/null") {
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
+    }
+    if let Ok(log) = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(state::SHIM_LOG))
+    {
+        let _ = nix::unistd::dup2(log.as_raw_fd(), 2);
+    }
+    Some(dir)
 }
 
 /// Adopts an inherited fd number (the ready pipe) as an owned fd.

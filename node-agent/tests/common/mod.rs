@@ -47,7 +47,9 @@ impl Registry {
     pub fn start() -> Option<Registry> {
         let bin = Path::new("/usr/bin/docker-registry");
         if !bin.exists() {
-            eprintln!("skipped: /usr/bin/docker-registry missing (apt-get install docker-registry)");
+            eprintln!(
+                "skipped: /usr/bin/docker-registry missing (apt-get install docker-registry)"
+            );
             return None;
         }
         let dir = tempfile::tempdir().expect("tempdir");
@@ -73,7 +75,10 @@ impl Registry {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(&registry.addr).is_err() {
-            assert!(Instant::now() < deadline, "registry did not listen within 10 s");
+            assert!(
+                Instant::now() < deadline,
+                "registry did not listen within 10 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Some(registry)

@@ -62,7 +62,10 @@ impl ContainerRuntime for LibcontainerRuntime {
             id: id.to_string(),
             reason,
         };
-        self.load(id).map_err(fail)?.start().map_err(|e| fail(e.to_string()))
+        self.load(id)
+            .map_err(fail)?
+            .start()
+            .map_err(|e| fail(e.to_string()))
     }
 
     fn kill(&self, id: &str, signal: Signal, all: bool) -> Result<(), RuntimeError> {

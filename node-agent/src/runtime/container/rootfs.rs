@@ -140,7 +140,10 @@ mod tests {
 
     #[test]
     fn refuses_what_overlayfs_would_misparse() {
-        assert!(matches!(overlay_options(&overlay(&[])), Err(RootfsError::NoLayers)));
+        assert!(matches!(
+            overlay_options(&overlay(&[])),
+            Err(RootfsError::NoLayers)
+        ));
         assert!(matches!(
             overlay_options(&overlay(&["/l/a:b"])),
             Err(RootfsError::BadPath(_))
@@ -149,8 +152,13 @@ mod tests {
             overlay_options(&overlay(&["/l/a,upperdir=/"])),
             Err(RootfsError::BadPath(_))
         ));
-        let many: Vec<String> = (0..300).map(|i| format!("/var/lib/drover/images/layers/{i:064}")).collect();
+        let many: Vec<String> = (0..300)
+            .map(|i| format!("/var/lib/drover/images/layers/{i:064}"))
+            .collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
-        assert!(matches!(overlay_options(&overlay(&many)), Err(RootfsError::TooLong(_))));
+        assert!(matches!(
+            overlay_options(&overlay(&many)),
+            Err(RootfsError::TooLong(_))
+        ));
     }
 }

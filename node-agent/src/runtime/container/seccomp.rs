@@ -9,32 +9,81 @@
 //! host are skipped by the runtime.
 
 use oci_spec::OciSpecError;
-use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompBuilder, LinuxSyscallBuilder};
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompBuilder, LinuxSyscallBuilder,
+};
 
 /// Syscalls refused with EPERM.
 pub const DENIED: &[&str] = &[
     // kernel modules and replacing the kernel
-    "init_module", "finit_module", "delete_module", "create_module", "query_module",
-    "get_kernel_syms", "kexec_load", "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "create_module",
+    "query_module",
+    "get_kernel_syms",
+    "kexec_load",
+    "kexec_file_load",
     // the machine itself
-    "reboot", "swapon", "swapoff", "acct", "syslog", "iopl", "ioperm",
-    "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "stime",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "acct",
+    "syslog",
+    "iopl",
+    "ioperm",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "stime",
     // mounting (CAP_SYS_ADMIN is dropped too; belt and braces)
-    "mount", "umount", "umount2", "pivot_root", "open_tree", "move_mount", "fsopen",
-    "fsconfig", "fsmount", "fspick", "mount_setattr",
+    "mount",
+    "umount",
+    "umount2",
+    "pivot_root",
+    "open_tree",
+    "move_mount",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "mount_setattr",
     // tracing, introspection and other processes' memory
-    "bpf", "perf_event_open", "process_vm_readv", "process_vm_writev", "kcmp",
-    "lookup_dcookie", "fanotify_init", "name_to_handle_at", "open_by_handle_at",
+    "bpf",
+    "perf_event_open",
+    "process_vm_readv",
+    "process_vm_writev",
+    "kcmp",
+    "lookup_dcookie",
+    "fanotify_init",
+    "name_to_handle_at",
+    "open_by_handle_at",
     // keyrings are not namespaced
-    "add_key", "request_key", "keyctl",
+    "add_key",
+    "request_key",
+    "keyctl",
     // obsolete or NUMA-invasive
-    "uselib", "ustat", "sysfs", "_sysctl", "nfsservctl", "quotactl", "quotactl_fd",
-    "move_pages", "migrate_pages", "userfaultfd", "vm86", "vm86old",
+    "uselib",
+    "ustat",
+    "sysfs",
+    "_sysctl",
+    "nfsservctl",
+    "quotactl",
+    "quotactl_fd",
+    "move_pages",
+    "migrate_pages",
+    "userfaultfd",
+    "vm86",
+    "vm86old",
     // namespace escape hatches (CAP_SYS_ADMIN-gated on the host, but not
     // inside a user namespace)
-    "setns", "unshare",
+    "setns",
+    "unshare",
     // io_uring bypasses seccomp for the operations it performs
-    "io_uring_setup", "io_uring_enter", "io_uring_register",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
 ];
 
 /// EPERM, as Docker answers.
@@ -49,7 +98,11 @@ pub fn default_profile() -> Result<LinuxSeccomp, OciSpecError> {
         .build()?;
     LinuxSeccompBuilder::default()
         .default_action(LinuxSeccompAction::ScmpActAllow)
-        .architectures(vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32])
+        .architectures(vec![
+            Arch::ScmpArchX86_64,
+            Arch::ScmpArchX86,
+            Arch::ScmpArchX32,
+        ])
         .syscalls(vec![denied])
         .build()
 }

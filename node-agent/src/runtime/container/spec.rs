@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
-    LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
-    LinuxPidsBuilder, LinuxResourcesBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
-    UserBuilder, get_default_maskedpaths, get_default_mounts, get_default_readonly_paths,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
+    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    get_default_maskedpaths, get_default_mounts, get_default_readonly_paths,
 };
 
 use super::seccomp;
@@ -128,12 +128,47 @@ pub fn effective_capabilities(spec: &ContainerSpec) -> Vec<Capability> {
 fn all_capabilities() -> Vec<Capability> {
     use Capability::*;
     vec![
-        AuditControl, AuditRead, AuditWrite, BlockSuspend, Bpf, CheckpointRestore, Chown,
-        DacOverride, DacReadSearch, Fowner, Fsetid, IpcLock, IpcOwner, Kill, Lease,
-        LinuxImmutable, MacAdmin, MacOverride, Mknod, NetAdmin, NetBindService, NetBroadcast,
-        NetRaw, Perfmon, Setgid, Setfcap, Setpcap, Setuid, SysAdmin, SysBoot, SysChroot,
-        SysModule, SysNice, SysPacct, SysPtrace, SysRawio, SysResource, SysTime, SysTtyConfig,
-        Syslog, WakeAlarm,
+        AuditControl,
+        AuditRead,
+        AuditWrite,
+        BlockSuspend,
+        Bpf,
+        CheckpointRestore,
+        Chown,
+        DacOverride,
+        DacReadSearch,
+        Fowner,
+        Fsetid,
+        IpcLock,
+        IpcOwner,
+        Kill,
+        Lease,
+        LinuxImmutable,
+        MacAdmin,
+        MacOverride,
+        Mknod,
+        NetAdmin,
+        NetBindService,
+        NetBroadcast,
+        NetRaw,
+        Perfmon,
+        Setgid,
+        Setfcap,
+        Setpcap,
+        Setuid,
+        SysAdmin,
+        SysBoot,
+        SysChroot,
+        SysModule,
+        SysNice,
+        SysPacct,
+        SysPtrace,
+        SysRawio,
+        SysResource,
+        SysTime,
+        SysTtyConfig,
+        Syslog,
+        WakeAlarm,
     ]
 }
 
@@ -156,9 +191,21 @@ pub fn cpu_shares(millis: u64) -> u64 {
 pub fn runtime_spec(c: &ContainerSpec) -> Result<Spec, SpecError> {
     let caps = effective_capabilities(c);
     let capabilities = LinuxCapabilitiesBuilder::default()
-        .bounding(caps.iter().copied().collect::<std::collections::HashSet<_>>())
-        .effective(caps.iter().copied().collect::<std::collections::HashSet<_>>())
-        .permitted(caps.iter().copied().collect::<std::collections::HashSet<_>>())
+        .bounding(
+            caps.iter()
+                .copied()
+                .collect::<std::collections::HashSet<_>>(),
+        )
+        .effective(
+            caps.iter()
+                .copied()
+                .collect::<std::collections::HashSet<_>>(),
+        )
+        .permitted(
+            caps.iter()
+                .copied()
+                .collect::<std::collections::HashSet<_>>(),
+        )
         .build()
         .map_err(err)?;
     let user = UserBuilder::default()
@@ -191,7 +238,12 @@ pub fn runtime_spec(c: &ContainerSpec) -> Result<Spec, SpecError> {
         LinuxNamespaceType::Ipc,
         LinuxNamespaceType::Cgroup,
     ] {
-        namespaces.push(LinuxNamespaceBuilder::default().typ(typ).build().map_err(err)?);
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(typ)
+                .build()
+                .map_err(err)?,
+        );
     }
     match &c.network {
         NetworkMode::Host => {}
@@ -231,10 +283,20 @@ pub fn runtime_spec(c: &ContainerSpec) -> Result<Spec, SpecError> {
     }
     if let Some(bytes) = r.memory_limit_bytes {
         let limit = i64::try_from(bytes).map_err(err)?;
-        resources = resources.memory(LinuxMemoryBuilder::default().limit(limit).build().map_err(err)?);
+        resources = resources.memory(
+            LinuxMemoryBuilder::default()
+                .limit(limit)
+                .build()
+                .map_err(err)?,
+        );
     }
     if let Some(limit) = r.pids_limit {
-        resources = resources.pids(LinuxPidsBuilder::default().limit(limit).build().map_err(err)?);
+        resources = resources.pids(
+            LinuxPidsBuilder::default()
+                .limit(limit)
+                .build()
+                .map_err(err)?,
+        );
     }
 
     let mut linux = LinuxBuilder::default()
@@ -285,7 +347,9 @@ pub fn process_from_image(
     env: &[(String, String)],
 ) -> ProcessSpec {
     let config = image.config().as_ref();
-    let entrypoint = config.and_then(|c| c.entrypoint().clone()).unwrap_or_default();
+    let entrypoint = config
+        .and_then(|c| c.entrypoint().clone())
+        .unwrap_or_default();
     let cmd = config.and_then(|c| c.cmd().clone()).unwrap_or_default();
     let argv = match (command, args) {
         (Some(command), Some(args)) => [command, args].concat(),
@@ -295,7 +359,10 @@ pub fn process_from_image(
     };
     let mut merged: Vec<String> = config.and_then(|c| c.env().clone()).unwrap_or_default();
     if !merged.iter().any(|e| e.starts_with("PATH=")) {
-        merged.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        merged.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
     }
     for (k, v) in env {
         let prefix = format!("{k}=");

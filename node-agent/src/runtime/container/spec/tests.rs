@@ -47,31 +47,60 @@ fn hardened_by_default() {
     assert!(linux.seccomp().is_some());
     let masked = linux.masked_paths().as_ref().expect("masked");
     assert!(masked.iter().any(|p| p == "/proc/kcore"));
-    assert!(linux.readonly_paths().as_ref().expect("ro").iter().any(|p| p == "/proc/sys"));
+    assert!(
+        linux
+            .readonly_paths()
+            .as_ref()
+            .expect("ro")
+            .iter()
+            .any(|p| p == "/proc/sys")
+    );
 }
 
 #[test]
 fn namespaces_include_cgroup_and_the_given_netns() {
     let spec = runtime_spec(&base()).expect("spec");
-    let ns = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).expect("ns");
+    let ns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .expect("ns");
     let types: Vec<Ns> = ns.iter().map(|n| n.typ()).collect();
-    for want in [Ns::Pid, Ns::Mount, Ns::Uts, Ns::Ipc, Ns::Cgroup, Ns::Network] {
+    for want in [
+        Ns::Pid,
+        Ns::Mount,
+        Ns::Uts,
+        Ns::Ipc,
+        Ns::Cgroup,
+        Ns::Network,
+    ] {
         assert!(types.contains(&want), "{want:?}");
     }
     let net = ns.iter().find(|n| n.typ() == Ns::Network).expect("net");
-    assert_eq!(net.path().as_deref(), Some(std::path::Path::new("/run/netns/pod-1")));
+    assert_eq!(
+        net.path().as_deref(),
+        Some(std::path::Path::new("/run/netns/pod-1"))
+    );
 
     let mut host = base();
     host.network = NetworkMode::Host;
     let spec = runtime_spec(&host).expect("spec");
-    let ns = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).expect("ns");
+    let ns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .expect("ns");
     assert!(!ns.iter().any(|n| n.typ() == Ns::Network));
 }
 
 #[test]
 fn resources_translate_kubernetes_units() {
     let spec = runtime_spec(&base()).expect("spec");
-    let r = spec.linux().as_ref().and_then(|l| l.resources().clone()).expect("resources");
+    let r = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().clone())
+        .expect("resources");
     let cpu = r.cpu().as_ref().expect("cpu");
     assert_eq!(cpu.quota(), Some(50_000));
     assert_eq!(cpu.period(), Some(100_000));
@@ -97,7 +126,10 @@ fn capability_changes_and_privileged() {
     let linux = spec.linux().as_ref().expect("linux");
     assert!(linux.seccomp().is_none());
     assert_eq!(linux.masked_paths().as_ref().map(Vec::len), Some(0));
-    assert_eq!(spec.process().as_ref().and_then(|p| p.no_new_privileges()), Some(false));
+    assert_eq!(
+        spec.process().as_ref().and_then(|p| p.no_new_privileges()),
+        Some(false)
+    );
 }
 
 #[test]
@@ -122,7 +154,10 @@ fn process_follows_kubernetes_command_and_args_rules() {
         .user("1000:2000".to_string())
         .build()
         .expect("config");
-    let image = ImageConfigurationBuilder::default().config(config).build().expect("image");
+    let image = ImageConfigurationBuilder::default()
+        .config(config)
+        .build()
+        .expect("image");
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
 
     let p = process_from_image(&image, None, None, &[]);
