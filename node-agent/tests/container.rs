@@ -219,6 +219,30 @@ fn memory_limit_is_enforced_and_reported_as_oom_killed() {
 }
 
 #[test]
+fn cpu_limit_is_enforced() {
+    let Some(env) = env() else { return };
+    let limits = Resources {
+        cpu_limit_millis: Some(200),
+        ..Resources::default()
+    };
+    let c = env.run(&["sh", "-c", "while :; do :; done"], limits);
+    let usage = || cgroup::cpu_usage_ns(&c.cgroups_path).expect("cpu usage readable");
+    // Measure over a window of wall time: a busy loop limited to 200m may
+    // use about a fifth of it (CFS enforces per 100 ms period).
+    let (u0, t0) = (usage(), Instant::now());
+    std::thread::sleep(Duration::from_millis(1000));
+    let (u1, wall) = (usage(), t0.elapsed());
+    let share = (u1 - u0) as f64 / wall.as_nanos() as f64;
+    assert!(
+        share > 0.05 && share < 0.3,
+        "used {share:.2} of a CPU under a 0.2 limit"
+    );
+    c.shim.stop(Duration::ZERO).expect("stop");
+    let s = c.wait();
+    c.assert_cleaned_up(&s);
+}
+
+#[test]
 fn pids_limit_stops_forks() {
     let Some(env) = env() else { return };
     let limits = Resources {

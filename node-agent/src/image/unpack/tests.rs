@@ -43,8 +43,9 @@ fn layer(entries: &[E<'_>]) -> Vec<u8> {
             E::RawName(name) => {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(1);
-                h.as_gnu_mut()
-                    .map(|g| g.name[..name.len()].copy_from_slice(name));
+                if let Some(g) = h.as_gnu_mut() {
+                    g.name[..name.len()].copy_from_slice(name);
+                }
                 h.set_cksum();
                 b.append(&h, &b"x"[..])
             }

@@ -36,6 +36,31 @@ pub fn oom_kill_count(cgroups_path: &Path) -> Option<u64> {
     .and_then(|t| parse_oom_kill(&t))
 }
 
+/// Parses `usage_usec N` from a v2 `cpu.stat`, in nanoseconds.
+pub fn parse_cpu_stat_usage_ns(text: &str) -> Option<u64> {
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .find(|(k, _)| *k == "usage_usec")
+        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+        .map(|us| us.saturating_mul(1000))
+}
+
+/// CPU time the cgroup's processes used so far, in nanoseconds (for
+/// metrics and the autoscaler; also how tests see a CPU limit bite).
+pub fn cpu_usage_ns(cgroups_path: &Path) -> Option<u64> {
+    let rel = relative(cgroups_path);
+    let root = Path::new(CGROUP_ROOT);
+    let v1 = fs::read_to_string(root.join("cpuacct").join(&rel).join("cpuacct.usage"))
+        .or_else(|_| fs::read_to_string(root.join("cpu,cpuacct").join(&rel).join("cpuacct.usage")))
+        .ok()
+        .and_then(|t| t.trim().parse().ok());
+    v1.or_else(|| {
+        fs::read_to_string(root.join(&rel).join("cpu.stat"))
+            .ok()
+            .and_then(|t| parse_cpu_stat_usage_ns(&t))
+    })
+}
+
 /// Every directory for this cgroup path across all mounted hierarchies
 /// (v1 controllers, the v2 or hybrid unified tree).
 pub fn existing_dirs(cgroups_path: &Path) -> Vec<PathBuf> {
@@ -67,5 +92,11 @@ mod tests {
         assert_eq!(parse_oom_kill(v1), Some(2));
         assert_eq!(parse_oom_kill(v2), Some(1));
         assert_eq!(parse_oom_kill("oom 1\n"), None);
+    }
+
+    #[test]
+    fn reads_v2_cpu_usage() {
+        let stat = "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n";
+        assert_eq!(parse_cpu_stat_usage_ns(stat), Some(1_500_000));
     }
 }
