@@ -3,12 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use libcontainer::container::Container;
+use libcontainer::config::YoukiConfig;
 use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::signal::Signal;
 
-use super::{ContainerRuntime, RuntimeError, Stdio};
+use super::{ContainerRuntime, RuntimeError, Stdio, cgroup};
 
 /// libcontainer with its state under `root` (one directory per container).
 #[derive(Clone, Debug)]
@@ -84,12 +85,58 @@ impl ContainerRuntime for LibcontainerRuntime {
             id: id.to_string(),
             reason,
         };
-        if !self.root.join(id).exists() {
+        let dir = self.root.join(id);
+        if !dir.exists() {
             return Ok(());
         }
-        self.load(id)
-            .map_err(fail)?
-            .delete(true)
-            .map_err(|e| fail(e.to_string()))
+        let mut container = self.load(id).map_err(fail)?;
+        if fast_delete(&mut container, &dir) {
+            return Ok(());
+        }
+        container.delete(true).map_err(|e| fail(e.to_string()))
     }
+}
+
+/// Deletes a container whose processes are all gone without libcontainer's
+/// general path, which re-parses /proc/self/mountinfo once per cgroup v1
+/// controller to find hierarchies that a directory listing finds at once
+/// (about half of delete's time on a v1 host). Only when nothing else is
+/// owed: the init is dead and there are no poststop hooks to run. Returns
+/// false to ask for the general path.
+fn fast_delete(container: &mut Container, dir: &Path) -> bool {
+    if container.refresh_status().is_err() || container.status() != ContainerStatus::Stopped {
+        return false;
+    }
+    let Ok(config) = YoukiConfig::load(dir) else {
+        return false;
+    };
+    if config
+        .hooks
+        .as_ref()
+        .is_some_and(|h| h.poststop().is_some())
+    {
+        return false;
+    }
+    for cgroup in cgroup::existing_dirs(&config.cgroup_path) {
+        if !remove_cgroup_dir(&cgroup) {
+            return false;
+        }
+    }
+    std::fs::remove_dir_all(dir).is_ok()
+}
+
+/// rmdir of a cgroup; the kernel may still be releasing the last exited
+/// task for a moment (EBUSY).
+fn remove_cgroup_dir(path: &Path) -> bool {
+    for _ in 0..100 {
+        match std::fs::remove_dir(path) {
+            Ok(()) => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(_) => return false,
+        }
+    }
+    false
 }
