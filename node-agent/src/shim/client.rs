@@ -123,6 +123,16 @@ impl ShimLauncher {
             }
         };
         drop(spare.assign);
+        let millis = u16::try_from(self.start_timeout.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(spare.ready.as_fd(), PollFlags::POLLIN)];
+        let ready = poll(&mut fds, PollTimeout::from(millis)).map_err(|e| st(e.into()))?;
+        if ready == 0 {
+            return Err(ShimClientError::Timeout(state_dir.to_path_buf()));
+        }
+        // One byte: running. EOF: it failed, and its state says why.
+        let _ = File::from(spare.ready).read(&mut [0u8; 1]);
+        // Refill only now, so the next spare's exec does not compete for CPU
+        // with this container's creation.
         if self.prespawn {
             let (slot, exe, args) = (Arc::clone(&self.spare), self.exe.clone(), self.args.clone());
             std::thread::spawn(move || {
@@ -132,14 +142,6 @@ impl ShimLauncher {
             });
         }
 
-        let millis = u16::try_from(self.start_timeout.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(spare.ready.as_fd(), PollFlags::POLLIN)];
-        let ready = poll(&mut fds, PollTimeout::from(millis)).map_err(|e| st(e.into()))?;
-        if ready == 0 {
-            return Err(ShimClientError::Timeout(state_dir.to_path_buf()));
-        }
-        // One byte: running. EOF: it failed, and its state says why.
-        let _ = File::from(spare.ready).read(&mut [0u8; 1]);
         ShimHandle::adopt(state_dir)
     }
 }

@@ -9,6 +9,7 @@ pub mod libcontainer;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spec;
+pub mod user;
 
 use std::os::fd::OwnedFd;
 use std::path::Path;

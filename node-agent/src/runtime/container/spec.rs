@@ -386,8 +386,9 @@ pub fn process_from_image(
     }
 }
 
-/// `USER` of the form `uid[:gid]`; names need the image's /etc/passwd,
-/// which the agent resolves before calling this, so they map to root here.
+/// `USER` of the form `uid[:gid]`. Names need the image's /etc/passwd:
+/// resolve them with [`super::user::resolve_in_layers`] and set
+/// `uid`/`gid` on the result; here they map to root.
 fn numeric_user(user: &str) -> (u32, u32) {
     let (u, g) = user.split_once(':').unwrap_or((user, ""));
     let uid = u.parse().unwrap_or(0);
