@@ -81,11 +81,11 @@ fn read_from_layers(lowers: &[PathBuf], rel: &Path) -> String {
 
 /// Resolves `user` against the image layers (topmost first).
 pub fn resolve_in_layers(lowers: &[PathBuf], user: &str) -> Result<(u32, u32), UserError> {
-    let numeric = user
-        .split(':')
-        .all(|p| p.is_empty() || p.parse::<u32>().is_ok());
-    if numeric && !user.is_empty() && user.contains(':') {
-        return resolve(user, "", "");
+    // `uid:gid` needs no lookup (and the image may have no /etc at all).
+    if let Some((u, g)) = user.split_once(':')
+        && let (Ok(uid), Ok(gid)) = (u.parse(), g.parse())
+    {
+        return Ok((uid, gid));
     }
     let passwd = read_from_layers(lowers, Path::new("etc/passwd"));
     let group = read_from_layers(lowers, Path::new("etc/group"));
