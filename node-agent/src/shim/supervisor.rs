@@ -281,20 +281,20 @@ fn watch_sigterm(shared: &Arc<Shared>, pid: Pid, grace: Duration) {
     });
 }
 
-struct ListenerGuard(#[allow(dead_code)] Option<UnixListener>);
-
-fn serve_control(shared: &Arc<Shared>, pid: Pid) -> ListenerGuard {
+/// Serves the control socket from a thread; the returned listener keeps
+/// the socket open until the shim drops it on its way out.
+fn serve_control(shared: &Arc<Shared>, pid: Pid) -> Option<UnixListener> {
     let path = shared.state_dir.join(state::CONTROL_SOCKET);
     let _ = fs::remove_file(&path);
     let listener = match UnixListener::bind(&path) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("drover-shim: control socket {}: {e}", path.display());
-            return ListenerGuard(None);
+            return None;
         }
     };
     let Ok(accepting) = listener.try_clone() else {
-        return ListenerGuard(Some(listener));
+        return Some(listener);
     };
     let shared = Arc::clone(shared);
     thread::spawn(move || {
@@ -307,7 +307,7 @@ fn serve_control(shared: &Arc<Shared>, pid: Pid) -> ListenerGuard {
             });
         }
     });
-    ListenerGuard(Some(listener))
+    Some(listener)
 }
 
 fn handle(shared: &Arc<Shared>, pid: Pid, conn: UnixStream) {
