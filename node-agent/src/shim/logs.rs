@@ -88,6 +88,85 @@ impl RotatingLog {
     }
 }
 
+/// One log record read back (a partial sequence already joined).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRecord {
+    /// RFC 3339 timestamp of the record (of its last part, if joined).
+    pub timestamp: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// The line, without its newline.
+    pub text: Vec<u8>,
+}
+
+/// Parses one CRI record (without its newline); `bool` is "partial" (pure).
+pub fn parse_cri_line(line: &[u8]) -> Option<(LogRecord, bool)> {
+    let mut parts = line.splitn(4, |&b| b == b' ');
+    let timestamp = std::str::from_utf8(parts.next()?).ok()?.to_string();
+    let stream = std::str::from_utf8(parts.next()?).ok()?.to_string();
+    let partial = match parts.next()? {
+        b"P" => true,
+        b"F" => false,
+        _ => return None,
+    };
+    let text = parts.next().unwrap_or_default().to_vec();
+    Some((
+        LogRecord {
+            timestamp,
+            stream,
+            text,
+        },
+        partial,
+    ))
+}
+
+/// Reads a container's log back, rotated files oldest first, joining
+/// partial records; malformed lines are skipped.
+pub fn read_log(path: &Path, max_files: u32) -> io::Result<Vec<LogRecord>> {
+    let mut files: Vec<PathBuf> = (1..max_files.max(1))
+        .rev()
+        .map(|n| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(format!(".{n}"));
+            PathBuf::from(name)
+        })
+        .collect();
+    files.push(path.to_path_buf());
+    let mut out = Vec::new();
+    let mut pending: Option<LogRecord> = None;
+    for file in files {
+        let data = match fs::read(&file) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let Some((record, partial)) = parse_cri_line(line) else {
+                continue;
+            };
+            let joined = match pending.take() {
+                Some(mut head) if head.stream == record.stream => {
+                    head.text.extend_from_slice(&record.text);
+                    head.timestamp = record.timestamp;
+                    head
+                }
+                Some(head) => {
+                    out.push(head);
+                    record
+                }
+                None => record,
+            };
+            if partial {
+                pending = Some(joined);
+            } else {
+                out.push(joined);
+            }
+        }
+    }
+    out.extend(pending);
+    Ok(out)
+}
+
 fn timestamp() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
@@ -153,6 +232,23 @@ mod tests {
         assert!(lines[0].ends_with(" stdout F one"));
         assert!(lines[2].contains(" stdout P xxx"));
         assert!(lines[3].ends_with(" stdout F xxxxxxxxxx"));
+    }
+
+    #[test]
+    fn reads_back_across_rotation_joining_partials() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.log");
+        let log = Arc::new(Mutex::new(RotatingLog::open(&path, 200, 3).expect("open")));
+        let long = vec![b'y'; MAX_LINE + 3];
+        let mut input = b"first\n".to_vec();
+        input.extend_from_slice(&long);
+        input.extend_from_slice(b"\nlast\n");
+        pump(&input[..], "stdout", &log);
+        let records = read_log(&path, 3).expect("read");
+        let texts: Vec<usize> = records.iter().map(|r| r.text.len()).collect();
+        assert_eq!(texts, [5, MAX_LINE + 3, 4]);
+        assert_eq!(records[2].text, b"last");
+        assert!(parse_cri_line(b"garbage").is_none());
     }
 
     #[test]
