@@ -44,6 +44,32 @@ fn imports_layout_dir_and_tarball_named_by_annotation() {
 }
 
 #[test]
+fn gc_keeps_images_in_use_and_sweeps_the_rest() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let Some(layout) = common::build_busybox(work.path()) else {
+        return;
+    };
+    let (_d, store) = store();
+    let image = import::import(&store, &layout, None)
+        .expect("import")
+        .remove(0);
+    store.prepare_layers(&image).expect("unpack");
+    let in_use: HashSet<String> = [image.name.clone()].into();
+    let report = store.gc(0, &in_use).expect("gc");
+    assert!(report.removed_images.is_empty());
+    assert!(store.resolve(&image.name).is_ok());
+    assert_eq!(store.layers().list().expect("layers").len(), 1);
+
+    // Under budget: nothing happens even when unused.
+    let report = store.gc(u64::MAX, &HashSet::new()).expect("gc");
+    assert!(report.removed_images.is_empty());
+    let report = store.gc(0, &HashSet::new()).expect("gc");
+    assert_eq!(report.removed_images, [image.name.clone()]);
+    assert!(report.bytes_after < report.bytes_before);
+    assert!(store.blobs().list().expect("blobs").is_empty());
+}
+
+#[test]
 fn imports_docker_save_archive() {
     let work = tempfile::tempdir().expect("tempdir");
     let Some(layout) = common::build_busybox(work.path()) else {
