@@ -64,7 +64,7 @@ fn gc_keeps_images_in_use_and_sweeps_the_rest() {
     let report = store.gc(u64::MAX, &HashSet::new()).expect("gc");
     assert!(report.removed_images.is_empty());
     let report = store.gc(0, &HashSet::new()).expect("gc");
-    assert_eq!(report.removed_images, [image.name.clone()]);
+    assert_eq!(report.removed_images, std::slice::from_ref(&image.name));
     assert!(report.bytes_after < report.bytes_before);
     assert!(store.blobs().list().expect("blobs").is_empty());
 }
