@@ -1,0 +1,3 @@
+//! Runtimes that execute pods on this node.
+
+pub mod container;
