@@ -1,0 +1,1 @@
+//! Deterministic in-process network (tests only).

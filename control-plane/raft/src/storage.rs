@@ -1,0 +1,536 @@
+//! Raft log, hard state, conf state, member addresses and the latest snapshot, persisted in sled.
+//!
+//! Writes are staged into one sled batch and made durable by [`SledStorage::persist`]
+//! (apply + fsync), which the node calls once per `Ready` before anything that
+//! depends on those writes leaves the process. Only the node task touches it, so
+//! it needs no locks; the in-memory indexes mirror what is on disk.
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+
+use protobuf::Message as _;
+use raft::prelude::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use raft::{GetEntriesContext, RaftState};
+
+use crate::envelope::{Envelope, Members};
+
+const FORMAT: &[u8] = b"drover-raft/1";
+const IDENTITY_FILE: &str = "IDENTITY";
+const K_FORMAT: &[u8] = b"m:format";
+const K_HARD_STATE: &[u8] = b"m:hard_state";
+const K_CONF_STATE: &[u8] = b"m:conf_state";
+const K_TRUNCATED: &[u8] = b"m:truncated";
+const K_SNAP_META: &[u8] = b"m:snapshot_meta";
+const K_SNAP_DATA: &[u8] = b"m:snapshot_data";
+const K_MEMBERS: &[u8] = b"m:members";
+const ENTRY_PREFIX: u8 = b'e';
+
+fn entry_key(index: u64) -> [u8; 9] {
+    let mut k = [ENTRY_PREFIX; 9];
+    k[1..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// Why a data dir could not be opened. Nothing is served from a store that fails here.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// the sled database could not be opened (often: corrupt files)
+    #[error("cannot open raft store in {path}: {source}")]
+    Sled { path: PathBuf, source: sled::Error },
+    /// reading or writing the identity file failed
+    #[error("cannot access {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// the store's contents are inconsistent or undecodable
+    #[error("raft data dir {path} is corrupt or truncated ({detail}); refusing to start")]
+    Corrupt { path: PathBuf, detail: String },
+    /// the data dir belongs to another member
+    #[error("raft data dir {path} belongs to member {found}, not {expected}")]
+    WrongMember {
+        path: PathBuf,
+        found: u64,
+        expected: u64,
+    },
+}
+
+/// Why staged Raft state could not be made durable. The node stops on this.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    /// sled failed to write or fsync
+    #[error("raft store write failed: {0}")]
+    Sled(#[from] sled::Error),
+    /// raft handed the store something that contradicts it (a bug, never input)
+    #[error("raft store invariant violated: {0}")]
+    Invariant(String),
+    /// the state machine could not produce or restore a snapshot
+    #[error("snapshot failed: {0}")]
+    Snapshot(String),
+}
+
+/// `raft::Storage` on sled.
+pub struct SledStorage {
+    db: sled::Db,
+    batch: sled::Batch,
+    dirty: bool,
+    hard_state: HardState,
+    conf_state: ConfState,
+    snap_meta: SnapshotMetadata,
+    /// Index and term of the entry just before the first one kept.
+    truncated: (u64, u64),
+    last_index: u64,
+    members: Members,
+    /// Set when raft asked for a snapshot newer than the stored one.
+    snapshot_requested: Cell<bool>,
+}
+
+impl SledStorage {
+    /// Opens (or creates) the store of member `id` under `dir`, checking every
+    /// record, so a corrupt or truncated store is refused rather than served.
+    pub fn open(dir: &Path, id: u64) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let corrupt = |detail: String| OpenError::Corrupt {
+            path: dir.to_owned(),
+            detail,
+        };
+        let identity_path = dir.join(IDENTITY_FILE);
+        let identity = match std::fs::read_to_string(&identity_path) {
+            Ok(s) => Some(
+                s.trim()
+                    .parse::<u64>()
+                    .map_err(|_| corrupt(format!("{IDENTITY_FILE} does not hold a member id")))?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(OpenError::Io {
+                    path: identity_path,
+                    source,
+                });
+            }
+        };
+        if let Some(found) = identity {
+            if found != id {
+                return Err(OpenError::WrongMember {
+                    path: dir.to_owned(),
+                    found,
+                    expected: id,
+                });
+            }
+        }
+        let db_path = dir.join("raft.sled");
+        let db = sled::Config::new()
+            .path(&db_path)
+            .open()
+            .map_err(|source| OpenError::Sled {
+                path: db_path.clone(),
+                source,
+            })?;
+        let sled_err = |source| OpenError::Sled {
+            path: db_path.clone(),
+            source,
+        };
+        match (identity, db.get(K_FORMAT).map_err(sled_err)?) {
+            (Some(_), Some(f)) if f.as_ref() == FORMAT => {}
+            (Some(_), Some(_)) => return Err(corrupt("unknown store format".into())),
+            (Some(_), None) => {
+                return Err(corrupt(
+                    "the data dir was initialised but the raft store is empty".into(),
+                ));
+            }
+            (None, _) if !db.is_empty() => {
+                return Err(corrupt(format!(
+                    "raft store has data but {IDENTITY_FILE} is missing"
+                )));
+            }
+            (None, _) => {
+                db.insert(K_FORMAT, FORMAT).map_err(sled_err)?;
+                db.flush().map_err(sled_err)?;
+                std::fs::write(&identity_path, format!("{id}\n")).map_err(|source| {
+                    OpenError::Io {
+                        path: identity_path.clone(),
+                        source,
+                    }
+                })?;
+            }
+        }
+        let mut store = Self {
+            db,
+            batch: sled::Batch::default(),
+            dirty: false,
+            hard_state: HardState::default(),
+            conf_state: ConfState::default(),
+            snap_meta: SnapshotMetadata::default(),
+            truncated: (0, 0),
+            last_index: 0,
+            members: Members::new(),
+            snapshot_requested: Cell::new(false),
+        };
+        store.load().map_err(corrupt)?;
+        Ok(store)
+    }
+
+    /// Loads and cross-checks every record; the error says what is wrong.
+    fn load(&mut self) -> Result<(), String> {
+        let get = |k: &[u8]| self.db.get(k).map_err(|e| format!("read failed: {e}"));
+        if let Some(v) = get(K_HARD_STATE)? {
+            self.hard_state = HardState::parse_from_bytes(&v)
+                .map_err(|e| format!("hard state undecodable: {e}"))?;
+        }
+        if let Some(v) = get(K_CONF_STATE)? {
+            self.conf_state = ConfState::parse_from_bytes(&v)
+                .map_err(|e| format!("conf state undecodable: {e}"))?;
+        }
+        if let Some(v) = get(K_SNAP_META)? {
+            self.snap_meta = SnapshotMetadata::parse_from_bytes(&v)
+                .map_err(|e| format!("snapshot metadata undecodable: {e}"))?;
+            let data = get(K_SNAP_DATA)?.ok_or("snapshot data missing")?;
+            Envelope::decode(&data).map_err(|e| e.to_string())?;
+        }
+        if let Some(v) = get(K_MEMBERS)? {
+            self.members = Envelope::decode(&v).map_err(|e| e.to_string())?.members;
+        }
+        if let Some(v) = get(K_TRUNCATED)? {
+            let b: [u8; 16] = v
+                .as_ref()
+                .try_into()
+                .map_err(|_| "truncation record has the wrong length")?;
+            let (i, t) = b.split_at(8);
+            self.truncated = (
+                u64::from_be_bytes(i.try_into().map_err(|_| "bad truncation index")?),
+                u64::from_be_bytes(t.try_into().map_err(|_| "bad truncation term")?),
+            );
+        }
+        let mut expected = self.truncated.0 + 1;
+        for kv in self.db.scan_prefix([ENTRY_PREFIX]) {
+            let (k, v) = kv.map_err(|e| format!("log scan failed: {e}"))?;
+            let idx = k
+                .get(1..)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .ok_or("log key malformed")?;
+            let entry = Entry::parse_from_bytes(&v)
+                .map_err(|e| format!("log entry {idx} undecodable: {e}"))?;
+            if idx != expected || entry.index != idx {
+                return Err(format!(
+                    "log has a gap: expected entry {expected}, found {idx} holding {}",
+                    entry.index
+                ));
+            }
+            expected += 1;
+        }
+        self.last_index = expected - 1;
+        if self.snap_meta.index < self.truncated.0 {
+            return Err("log truncated beyond the snapshot".into());
+        }
+        if self.hard_state.commit > self.last_index.max(self.snap_meta.index) {
+            return Err(format!(
+                "commit index {} beyond the last log entry {}",
+                self.hard_state.commit, self.last_index
+            ));
+        }
+        Ok(())
+    }
+
+    /// True once the member has a configuration (bootstrapped or caught up).
+    pub fn is_initialized(&self) -> bool {
+        self.conf_state != ConfState::default()
+    }
+
+    /// Creates the initial cluster configuration: a snapshot at index 1, term 1
+    /// holding `members` as voters and the empty state machine's `state`, so a
+    /// member added later catches up from a snapshot that carries the config.
+    pub fn bootstrap(&mut self, members: Members, state: Vec<u8>) -> Result<(), PersistError> {
+        if self.is_initialized() {
+            return Err(PersistError::Invariant("already bootstrapped".into()));
+        }
+        let mut snap = Snapshot::default();
+        let meta = snap.mut_metadata();
+        meta.index = 1;
+        meta.term = 1;
+        meta.mut_conf_state().voters = members.keys().copied().collect();
+        snap.data = Envelope { members, state }.encode().into();
+        self.apply_snapshot(&snap)?;
+        self.persist()
+    }
+
+    /// Current member addresses (from bootstrap, snapshots and applied changes).
+    pub fn members(&self) -> &Members {
+        &self.members
+    }
+
+    pub fn set_members(&mut self, members: Members) {
+        let bytes = Envelope {
+            members: members.clone(),
+            state: Vec::new(),
+        }
+        .encode();
+        self.members = members;
+        self.stage(K_MEMBERS, bytes);
+    }
+
+    pub fn hard_state(&self) -> &HardState {
+        &self.hard_state
+    }
+
+    pub fn conf_state(&self) -> &ConfState {
+        &self.conf_state
+    }
+
+    pub fn snapshot_index(&self) -> u64 {
+        self.snap_meta.index
+    }
+
+    pub fn take_snapshot_request(&self) -> bool {
+        self.snapshot_requested.replace(false)
+    }
+
+    fn stage(&mut self, key: &[u8], value: Vec<u8>) {
+        self.batch.insert(key, value);
+        self.dirty = true;
+    }
+
+    fn encode<M: protobuf::Message>(m: &M) -> Result<Vec<u8>, PersistError> {
+        m.write_to_bytes()
+            .map_err(|e| PersistError::Invariant(format!("encode failed: {e}")))
+    }
+
+    /// Stages `entries`, replacing any conflicting suffix of the log.
+    pub fn append(&mut self, entries: &[Entry]) -> Result<(), PersistError> {
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return Ok(());
+        };
+        if first.index <= self.truncated.0 || first.index > self.last_index + 1 {
+            return Err(PersistError::Invariant(format!(
+                "append at {} outside log ({}, {}]",
+                first.index, self.truncated.0, self.last_index
+            )));
+        }
+        for stale in last.index + 1..=self.last_index {
+            self.batch.remove(&entry_key(stale));
+        }
+        for e in entries {
+            let bytes = Self::encode(e)?;
+            self.batch.insert(&entry_key(e.index), bytes);
+        }
+        self.last_index = last.index;
+        self.dirty = true;
+        Ok(())
+    }
+
+    pub fn set_hard_state(&mut self, hs: HardState) -> Result<(), PersistError> {
+        let bytes = Self::encode(&hs)?;
+        self.hard_state = hs;
+        self.stage(K_HARD_STATE, bytes);
+        Ok(())
+    }
+
+    /// Records a new commit index. Not worth an fsync on its own: a lost commit
+    /// index is re-learnt from the leader, and the state machine's applied index
+    /// bounds it from below on restart.
+    pub fn set_commit(&mut self, commit: u64) -> Result<(), PersistError> {
+        let mut hs = self.hard_state.clone();
+        hs.commit = commit;
+        self.set_hard_state(hs)
+    }
+
+    pub fn set_conf_state(&mut self, cs: ConfState) -> Result<(), PersistError> {
+        let bytes = Self::encode(&cs)?;
+        self.conf_state = cs;
+        self.stage(K_CONF_STATE, bytes);
+        Ok(())
+    }
+
+    fn set_truncated(&mut self, index: u64, term: u64) {
+        let mut v = index.to_be_bytes().to_vec();
+        v.extend_from_slice(&term.to_be_bytes());
+        self.truncated = (index, term);
+        self.stage(K_TRUNCATED, v);
+    }
+
+    fn store_snapshot(
+        &mut self,
+        meta: &SnapshotMetadata,
+        data: Vec<u8>,
+    ) -> Result<(), PersistError> {
+        let bytes = Self::encode(meta)?;
+        self.snap_meta = meta.clone();
+        self.stage(K_SNAP_META, bytes);
+        self.stage(K_SNAP_DATA, data);
+        Ok(())
+    }
+
+    /// Replaces the whole log with a snapshot received from the leader.
+    pub fn apply_snapshot(&mut self, snap: &Snapshot) -> Result<Envelope, PersistError> {
+        let meta = snap.get_metadata();
+        let envelope =
+            Envelope::decode(&snap.data).map_err(|e| PersistError::Snapshot(e.to_string()))?;
+        for i in self.truncated.0 + 1..=self.last_index {
+            self.batch.remove(&entry_key(i));
+        }
+        self.last_index = meta.index;
+        self.set_truncated(meta.index, meta.term);
+        self.store_snapshot(meta, snap.data.to_vec())?;
+        let mut hs = self.hard_state.clone();
+        hs.term = hs.term.max(meta.term);
+        hs.commit = hs.commit.max(meta.index);
+        self.set_hard_state(hs)?;
+        self.set_conf_state(meta.get_conf_state().clone())?;
+        self.set_members(envelope.members.clone());
+        Ok(envelope)
+    }
+
+    /// Stores a snapshot of the applied state at `index` and drops log entries
+    /// up to `index - margin`.
+    pub fn compact(
+        &mut self,
+        index: u64,
+        conf_state: ConfState,
+        state: Vec<u8>,
+        margin: u64,
+    ) -> Result<(), PersistError> {
+        let term = raft::Storage::term(self, index)
+            .map_err(|e| PersistError::Invariant(format!("snapshot at {index}: {e}")))?;
+        let mut meta = SnapshotMetadata::default();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(conf_state);
+        let data = Envelope {
+            members: self.members.clone(),
+            state,
+        }
+        .encode();
+        self.store_snapshot(&meta, data)?;
+        let keep_from = index.saturating_sub(margin).max(self.truncated.0);
+        if keep_from > self.truncated.0 {
+            let trunc_term = raft::Storage::term(self, keep_from)
+                .map_err(|e| PersistError::Invariant(format!("compact to {keep_from}: {e}")))?;
+            for i in self.truncated.0 + 1..=keep_from {
+                self.batch.remove(&entry_key(i));
+            }
+            self.set_truncated(keep_from, trunc_term);
+        }
+        Ok(())
+    }
+
+    /// Makes everything staged durable: one atomic batch, one fsync.
+    pub fn persist(&mut self) -> Result<(), PersistError> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.dirty = false;
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn read_entry(&self, index: u64) -> raft::Result<Entry> {
+        let bytes = self
+            .db
+            .get(entry_key(index))
+            .map_err(|e| store_err(format!("read entry {index}: {e}")))?
+            .ok_or(raft::Error::Store(raft::StorageError::Unavailable))?;
+        Entry::parse_from_bytes(&bytes).map_err(|e| store_err(format!("entry {index}: {e}")))
+    }
+
+    /// The stored snapshot with its data.
+    pub fn stored_snapshot(&self) -> raft::Result<Snapshot> {
+        let data = self
+            .db
+            .get(K_SNAP_DATA)
+            .map_err(|e| store_err(format!("read snapshot: {e}")))?
+            .ok_or(raft::Error::Store(
+                raft::StorageError::SnapshotTemporarilyUnavailable,
+            ))?;
+        let mut snap = Snapshot::default();
+        snap.set_metadata(self.snap_meta.clone());
+        snap.data = data.to_vec().into();
+        Ok(snap)
+    }
+}
+
+fn store_err(msg: String) -> raft::Error {
+    raft::Error::Store(raft::StorageError::Other(msg.into()))
+}
+
+impl raft::Storage for SledStorage {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        Ok(RaftState::new(
+            self.hard_state.clone(),
+            self.conf_state.clone(),
+        ))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        if low <= self.truncated.0 {
+            return Err(raft::Error::Store(raft::StorageError::Compacted));
+        }
+        if high > self.last_index + 1 {
+            return Err(raft::Error::Store(raft::StorageError::Unavailable));
+        }
+        let max = max_size.into().unwrap_or(u64::MAX);
+        let mut out = Vec::with_capacity((high - low) as usize);
+        let mut size = 0u64;
+        for kv in self.db.range(entry_key(low)..entry_key(high)) {
+            let (_, v) = kv.map_err(|e| store_err(format!("log scan: {e}")))?;
+            size += v.len() as u64;
+            // raft-rs wants at least one entry even when it exceeds the limit.
+            if !out.is_empty() && size > max {
+                break;
+            }
+            out.push(Entry::parse_from_bytes(&v).map_err(|e| store_err(format!("entry: {e}")))?);
+        }
+        if out.is_empty() && low < high {
+            return Err(raft::Error::Store(raft::StorageError::Unavailable));
+        }
+        Ok(out)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        if idx == self.truncated.0 {
+            return Ok(self.truncated.1);
+        }
+        if idx == self.snap_meta.index {
+            return Ok(self.snap_meta.term);
+        }
+        if idx < self.truncated.0 {
+            return Err(raft::Error::Store(raft::StorageError::Compacted));
+        }
+        if idx > self.last_index {
+            return Err(raft::Error::Store(raft::StorageError::Unavailable));
+        }
+        Ok(self.read_entry(idx)?.term)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.truncated.0 + 1)
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.last_index)
+    }
+
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        let cs = self.snap_meta.get_conf_state();
+        // raft-rs refuses a snapshot whose configuration lacks the receiver
+        // (a member added after it was taken): ask the node for a fresh one.
+        let has_receiver = cs.voters.contains(&to) || cs.learners.contains(&to);
+        if self.snap_meta.index < request_index || self.snap_meta.index == 0 || !has_receiver {
+            self.snapshot_requested.set(true);
+            return Err(raft::Error::Store(
+                raft::StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        self.stored_snapshot()
+    }
+}
