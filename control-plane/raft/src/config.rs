@@ -57,10 +57,10 @@ impl RaftConfig {
                 heartbeat: self.heartbeat_ticks,
             });
         }
-        if let Some((min, max)) = self.election_window {
-            if min < self.election_ticks || max <= min {
-                return Err(ConfigError::ElectionWindow { min, max });
-            }
+        if let Some((min, max)) = self.election_window
+            && (min < self.election_ticks || max <= min)
+        {
+            return Err(ConfigError::ElectionWindow { min, max });
         }
         if self.snapshot_threshold == 0 {
             return Err(ConfigError::SnapshotThreshold);

@@ -40,6 +40,9 @@ enum Command<R> {
 #[error("raft node stopped")]
 pub struct Stopped;
 
+/// The node thread; its result says why the node stopped.
+pub type NodeThread = std::thread::JoinHandle<Result<(), NodeError>>;
+
 /// Starts member nodes.
 pub struct RaftNode;
 
@@ -56,13 +59,7 @@ impl RaftNode {
         sm: S,
         transport: T,
         bootstrap: Option<Members>,
-    ) -> Result<
-        (
-            RaftHandle<S::Response>,
-            std::thread::JoinHandle<Result<(), NodeError>>,
-        ),
-        StartError,
-    >
+    ) -> Result<(RaftHandle<S::Response>, NodeThread), StartError>
     where
         S: StateMachine,
         T: Transport,

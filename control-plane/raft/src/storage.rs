@@ -112,14 +112,14 @@ impl SledStorage {
                 });
             }
         };
-        if let Some(found) = identity {
-            if found != id {
-                return Err(OpenError::WrongMember {
-                    path: dir.to_owned(),
-                    found,
-                    expected: id,
-                });
-            }
+        if let Some(found) = identity
+            && found != id
+        {
+            return Err(OpenError::WrongMember {
+                path: dir.to_owned(),
+                found,
+                expected: id,
+            });
         }
         let db_path = dir.join("raft.sled");
         let db = sled::Config::new()
@@ -394,9 +394,11 @@ impl SledStorage {
     ) -> Result<(), PersistError> {
         let term = raft::Storage::term(self, index)
             .map_err(|e| PersistError::Invariant(format!("snapshot at {index}: {e}")))?;
-        let mut meta = SnapshotMetadata::default();
-        meta.index = index;
-        meta.term = term;
+        let mut meta = SnapshotMetadata {
+            index,
+            term,
+            ..Default::default()
+        };
         meta.set_conf_state(conf_state);
         let data = Envelope {
             members: self.members.clone(),

@@ -139,10 +139,10 @@ impl Transport for LocalTransport {
                 n.inboxes.get(&to).cloned()
             }
         });
-        if let Some(inbox) = inbox {
-            if let Err(e) = inbox.deliver(&msg) {
-                tracing::debug!(from, to, "local delivery refused: {e}");
-            }
+        if let Some(inbox) = inbox
+            && let Err(e) = inbox.deliver(&msg)
+        {
+            tracing::debug!(from, to, "local delivery refused: {e}");
         }
     }
 }

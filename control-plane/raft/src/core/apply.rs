@@ -59,10 +59,8 @@ impl<S: StateMachine> Core<S> {
     }
 
     fn settle_change(&mut self, index: u64, seq: Option<u64>, ok: bool) {
-        if !ok {
-            if let Some(w) = seq.and_then(|s| self.pending.remove(&(index, s))) {
-                w.fail(ProposeError::Dropped);
-            }
+        if !ok && let Some(w) = seq.and_then(|s| self.pending.remove(&(index, s))) {
+            w.fail(ProposeError::Dropped);
         }
         self.settle(index, seq, None);
     }

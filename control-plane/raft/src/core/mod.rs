@@ -91,14 +91,14 @@ impl<S: StateMachine> Core<S> {
         bootstrap: Option<Members>,
     ) -> Result<Self, StartError> {
         cfg.validate()?;
-        if !storage.is_initialized() {
-            if let Some(members) = bootstrap {
-                let state = sm.snapshot().map_err(|e| StartError::Restore {
-                    index: 0,
-                    detail: e.to_string(),
-                })?;
-                storage.bootstrap(members, state)?;
-            }
+        if !storage.is_initialized()
+            && let Some(members) = bootstrap
+        {
+            let state = sm.snapshot().map_err(|e| StartError::Restore {
+                index: 0,
+                detail: e.to_string(),
+            })?;
+            storage.bootstrap(members, state)?;
         }
         let snap_index = storage.snapshot_index();
         if sm.applied_index() < snap_index {

@@ -1,1 +1,0 @@
-//! Deterministic in-process network (tests only).
