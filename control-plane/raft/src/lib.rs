@@ -32,3 +32,6 @@ pub use crate::node::{RaftHandle, RaftNode};
 pub use crate::state_machine::{BoxError, StateMachine};
 pub use crate::storage::{OpenError, PersistError, SledStorage};
 pub use crate::transport::{Inbox, LocalNetwork, Transport};
+
+#[cfg(test)]
+mod storage_tests;

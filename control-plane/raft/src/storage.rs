@@ -16,6 +16,11 @@ use crate::envelope::{Envelope, Members};
 
 const FORMAT: &[u8] = b"drover-raft/1";
 const IDENTITY_FILE: &str = "IDENTITY";
+/// Highest commit index known durable in sled, written (without fsync) after
+/// each sled fsync. Sled recovers a truncated file to a consistent prefix
+/// without complaint; this is how such a silent loss is caught at open.
+const WATERMARK_FILE: &str = "COMMITTED";
+const WATERMARK_CHECK: u64 = 0x6472_6f76_6572_7266;
 const K_FORMAT: &[u8] = b"m:format";
 const K_HARD_STATE: &[u8] = b"m:hard_state";
 const K_CONF_STATE: &[u8] = b"m:conf_state";
@@ -81,6 +86,7 @@ pub struct SledStorage {
     truncated: (u64, u64),
     last_index: u64,
     members: Members,
+    watermark: Watermark,
     /// Set when raft asked for a snapshot newer than the stored one.
     snapshot_requested: Cell<bool>,
 }
@@ -149,6 +155,7 @@ impl SledStorage {
             (None, _) => {
                 db.insert(K_FORMAT, FORMAT).map_err(sled_err)?;
                 db.flush().map_err(sled_err)?;
+                Watermark::create(&dir.join(WATERMARK_FILE))?;
                 std::fs::write(&identity_path, format!("{id}\n")).map_err(|source| {
                     OpenError::Io {
                         path: identity_path.clone(),
@@ -157,6 +164,13 @@ impl SledStorage {
                 })?;
             }
         }
+        let watermark = Watermark::open(&dir.join(WATERMARK_FILE)).map_err(|e| match e {
+            WatermarkError::Io(source) => OpenError::Io {
+                path: dir.join(WATERMARK_FILE),
+                source,
+            },
+            WatermarkError::Garbled => corrupt(format!("{WATERMARK_FILE} is garbled")),
+        })?;
         let mut store = Self {
             db,
             batch: sled::Batch::default(),
@@ -167,9 +181,16 @@ impl SledStorage {
             truncated: (0, 0),
             last_index: 0,
             members: Members::new(),
+            watermark,
             snapshot_requested: Cell::new(false),
         };
         store.load().map_err(corrupt)?;
+        if store.hard_state.commit < store.watermark.value {
+            return Err(corrupt(format!(
+                "the store lost committed entries: commit index {} is below the recorded {}",
+                store.hard_state.commit, store.watermark.value
+            )));
+        }
         Ok(store)
     }
 
@@ -427,6 +448,7 @@ impl SledStorage {
         self.dirty = false;
         self.db.apply_batch(batch)?;
         self.db.flush()?;
+        self.watermark.advance(self.hard_state.commit)?;
         Ok(())
     }
 
@@ -534,5 +556,62 @@ impl raft::Storage for SledStorage {
             ));
         }
         self.stored_snapshot()
+    }
+}
+
+enum WatermarkError {
+    Io(std::io::Error),
+    Garbled,
+}
+
+/// The `COMMITTED` file: commit index plus a check word, rewritten in place.
+struct Watermark {
+    file: std::fs::File,
+    value: u64,
+}
+
+impl Watermark {
+    fn create(path: &Path) -> Result<(), OpenError> {
+        std::fs::write(path, Self::encode(0)).map_err(|source| OpenError::Io {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    fn open(path: &Path) -> Result<Self, WatermarkError> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(WatermarkError::Io)?;
+        let mut buf = [0u8; 16];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, 0)
+            .map_err(|_| WatermarkError::Garbled)?;
+        let (v, c) = buf.split_at(8);
+        let value = u64::from_be_bytes(v.try_into().map_err(|_| WatermarkError::Garbled)?);
+        let check = u64::from_be_bytes(c.try_into().map_err(|_| WatermarkError::Garbled)?);
+        if value ^ WATERMARK_CHECK != check {
+            return Err(WatermarkError::Garbled);
+        }
+        Ok(Self { file, value })
+    }
+
+    fn encode(value: u64) -> [u8; 16] {
+        let mut buf = [0u8; 16];
+        buf[..8].copy_from_slice(&value.to_be_bytes());
+        buf[8..].copy_from_slice(&(value ^ WATERMARK_CHECK).to_be_bytes());
+        buf
+    }
+
+    /// Records `commit` once sled holds it durably. No fsync: a stale
+    /// watermark is merely weaker, never wrong.
+    fn advance(&mut self, commit: u64) -> Result<(), sled::Error> {
+        if commit <= self.value {
+            return Ok(());
+        }
+        std::os::unix::fs::FileExt::write_all_at(&self.file, &Self::encode(commit), 0)
+            .map_err(sled::Error::Io)?;
+        self.value = commit;
+        Ok(())
     }
 }
