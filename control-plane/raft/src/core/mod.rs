@@ -54,6 +54,15 @@ impl<R> Waiter<R> {
     }
 }
 
+/// A read barrier handed to raft (or held until raft can take it).
+struct InflightRead {
+    reply: ReadReply,
+    /// Ticks since raft last saw it.
+    age: usize,
+    /// Held back: a new leader drops reads until it commits in its term.
+    deferred: bool,
+}
+
 /// One Raft member.
 pub struct Core<S: StateMachine> {
     id: u64,
@@ -66,7 +75,7 @@ pub struct Core<S: StateMachine> {
     /// Proposals awaiting apply, keyed by (log index, seq).
     pending: BTreeMap<(u64, u64), Waiter<S::Response>>,
     /// Read barriers sent to raft, keyed by seq, awaiting their read index.
-    reads_inflight: HashMap<u64, ReadReply>,
+    reads_inflight: HashMap<u64, InflightRead>,
     /// Read barriers whose index is known, awaiting apply.
     reads_ready: BTreeMap<u64, Vec<ReadReply>>,
     /// Ticks each follower has spent waiting on a snapshot.
@@ -179,6 +188,10 @@ impl<S: StateMachine> Core<S> {
     pub fn tick(&mut self) {
         self.raw.tick();
         self.expire_snapshot_waits();
+        for r in self.reads_inflight.values_mut() {
+            r.age += 1;
+        }
+        self.reissue_reads(true);
     }
 
     /// A follower that never acknowledges a snapshot (the message was lost)
@@ -258,9 +271,7 @@ impl<S: StateMachine> Core<S> {
     fn next_context(&mut self) -> (u64, Vec<u8>) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let mut ctx = self.incarnation.to_be_bytes().to_vec();
-        ctx.extend_from_slice(&seq.to_be_bytes());
-        (seq, ctx)
+        (seq, self.read_context(seq))
     }
 
     /// Proposes a command; `reply` gets the state machine's response once the
@@ -353,8 +364,52 @@ impl<S: StateMachine> Core<S> {
             return;
         }
         let (seq, ctx) = self.next_context();
-        self.reads_inflight.insert(seq, reply);
-        self.raw.read_index(ctx);
+        let deferred =
+            self.raw.raft.state == StateRole::Leader && !self.raw.raft.commit_to_current_term();
+        self.reads_inflight.insert(
+            seq,
+            InflightRead {
+                reply,
+                age: 0,
+                deferred,
+            },
+        );
+        if !deferred {
+            self.raw.read_index(ctx);
+        }
+    }
+
+    fn read_context(&self, seq: u64) -> Vec<u8> {
+        let mut ctx = self.incarnation.to_be_bytes().to_vec();
+        ctx.extend_from_slice(&seq.to_be_bytes());
+        ctx
+    }
+
+    /// raft-rs drops read requests silently (a leader that has not committed
+    /// in its term, a lost forward): hand deferred ones over once the leader
+    /// can serve them, and re-issue any unanswered for an election timeout.
+    /// Reads are idempotent, so a duplicate answer is harmless.
+    fn reissue_reads(&mut self, aged: bool) {
+        let can_serve =
+            self.raw.raft.state != StateRole::Leader || self.raw.raft.commit_to_current_term();
+        if !can_serve || self.leader_hint().is_none() {
+            return;
+        }
+        let limit = self.cfg.election_ticks;
+        let due: Vec<u64> = self
+            .reads_inflight
+            .iter_mut()
+            .filter(|(_, r)| r.deferred || (aged && r.age >= limit))
+            .map(|(seq, r)| {
+                r.deferred = false;
+                r.age = 0;
+                *seq
+            })
+            .collect();
+        for seq in due {
+            let ctx = self.read_context(seq);
+            self.raw.read_index(ctx);
+        }
     }
 
     /// Asks raft to hand leadership to `to` (used before planned removals).

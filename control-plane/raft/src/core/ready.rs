@@ -77,8 +77,8 @@ impl<S: StateMachine> Core<S> {
             let Some(seq) = self.own_seq(&rs.request_ctx) else {
                 continue;
             };
-            if let Some(tx) = self.reads_inflight.remove(&seq) {
-                self.reads_ready.entry(rs.index).or_default().push(tx);
+            if let Some(r) = self.reads_inflight.remove(&seq) {
+                self.reads_ready.entry(rs.index).or_default().push(r.reply);
             }
         }
     }
@@ -97,10 +97,11 @@ impl<S: StateMachine> Core<S> {
             // A read barrier in flight across a leadership change may never
             // get its index; let the caller retry.
             self.last_term = term;
-            for (_, tx) in self.reads_inflight.drain() {
-                drop(tx.send(Err(ReadError::LeadershipChanged)));
+            for (_, r) in self.reads_inflight.drain() {
+                drop(r.reply.send(Err(ReadError::LeadershipChanged)));
             }
         }
+        self.reissue_reads(false);
         self.maybe_compact()
     }
 
