@@ -160,7 +160,13 @@ async fn single_member_cluster_and_restart_from_disk() {
             net.transport(1),
             None,
         ) {
-            Ok((handle, _)) => break Member { handle, applied },
+            Ok((handle, thread)) => {
+                break Member {
+                    handle,
+                    applied,
+                    thread: Some(thread),
+                };
+            }
             Err(e) => {
                 assert!(start.elapsed() < DEADLINE, "restart failed: {e}");
                 tokio::time::sleep(Duration::from_millis(20)).await;

@@ -74,6 +74,7 @@ impl StateMachine for SharedList {
 pub struct Member {
     pub handle: RaftHandle<u64>,
     pub applied: Applied,
+    pub thread: Option<drover_raft::node::NodeThread>,
 }
 
 pub fn config(id: u64, tick: Duration) -> RaftConfig {
@@ -91,7 +92,7 @@ pub fn start_member(
 ) -> Member {
     let id = cfg.id;
     let (sm, applied) = SharedList::new();
-    let (handle, _thread) = RaftNode::start(
+    let (handle, thread) = RaftNode::start(
         cfg,
         &root.join(format!("member-{id}")),
         sm,
@@ -100,7 +101,11 @@ pub fn start_member(
     )
     .unwrap();
     net.register(handle.inbox());
-    Member { handle, applied }
+    Member {
+        handle,
+        applied,
+        thread: Some(thread),
+    }
 }
 
 pub fn bootstrap_members(n: u64) -> Members {
