@@ -16,7 +16,10 @@ use hdrhistogram::Histogram;
 const PAYLOAD: usize = 256;
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn bench_config(id: u64) -> RaftConfig {
@@ -68,7 +71,10 @@ async fn failover(net: &LocalNetwork, dir: &std::path::Path, members: &mut [Memb
     for _ in 0..trials {
         let all: Vec<&Member> = members.iter().collect();
         let leader = wait_leader(&all, Duration::from_secs(10)).await;
-        let idx = members.iter().position(|m| m.handle.id() == leader).unwrap();
+        let idx = members
+            .iter()
+            .position(|m| m.handle.id() == leader)
+            .unwrap();
         members[idx].handle.shutdown().await;
         net.unregister(leader);
         let killed = Instant::now();
@@ -87,7 +93,10 @@ async fn failover(net: &LocalNetwork, dir: &std::path::Path, members: &mut [Memb
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     times.sort();
-    let ms: Vec<String> = times.iter().map(|t| format!("{:.0}", t.as_secs_f64() * 1000.0)).collect();
+    let ms: Vec<String> = times
+        .iter()
+        .map(|t| format!("{:.0}", t.as_secs_f64() * 1000.0))
+        .collect();
     println!(
         "failover (leader killed -> next write acknowledged): median {:.0} ms over {} trials [{}]",
         times[times.len() / 2].as_secs_f64() * 1000.0,

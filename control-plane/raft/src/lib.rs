@@ -15,6 +15,7 @@ pub mod envelope;
 pub mod error;
 mod logger;
 pub mod node;
+mod snapfile;
 pub mod state_machine;
 pub mod storage;
 pub mod transport;

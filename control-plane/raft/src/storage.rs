@@ -13,6 +13,7 @@ use raft::prelude::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState};
 
 use crate::envelope::{Envelope, Members};
+use crate::snapfile;
 
 const FORMAT: &[u8] = b"drover-raft/1";
 const IDENTITY_FILE: &str = "IDENTITY";
@@ -26,7 +27,6 @@ const K_HARD_STATE: &[u8] = b"m:hard_state";
 const K_CONF_STATE: &[u8] = b"m:conf_state";
 const K_TRUNCATED: &[u8] = b"m:truncated";
 const K_SNAP_META: &[u8] = b"m:snapshot_meta";
-const K_SNAP_DATA: &[u8] = b"m:snapshot_data";
 const K_MEMBERS: &[u8] = b"m:members";
 const ENTRY_PREFIX: u8 = b'e';
 
@@ -87,6 +87,11 @@ pub struct SledStorage {
     last_index: u64,
     members: Members,
     watermark: Watermark,
+    dir: PathBuf,
+    /// Superseded snapshot files to delete after the next sync.
+    prune_snapshots: bool,
+    /// Batches applied to sled but not yet fsync'd.
+    unsynced: bool,
     /// Set when raft asked for a snapshot newer than the stored one.
     snapshot_requested: Cell<bool>,
 }
@@ -182,6 +187,9 @@ impl SledStorage {
             last_index: 0,
             members: Members::new(),
             watermark,
+            unsynced: false,
+            dir: dir.to_owned(),
+            prune_snapshots: false,
             snapshot_requested: Cell::new(false),
         };
         store.load().map_err(corrupt)?;
@@ -208,7 +216,7 @@ impl SledStorage {
         if let Some(v) = get(K_SNAP_META)? {
             self.snap_meta = SnapshotMetadata::parse_from_bytes(&v)
                 .map_err(|e| format!("snapshot metadata undecodable: {e}"))?;
-            let data = get(K_SNAP_DATA)?.ok_or("snapshot data missing")?;
+            let data = snapfile::read(&self.dir, self.snap_meta.index)?;
             Envelope::decode(&data).map_err(|e| e.to_string())?;
         }
         if let Some(v) = get(K_MEMBERS)? {
@@ -372,15 +380,19 @@ impl SledStorage {
         self.stage(K_TRUNCATED, v);
     }
 
+    /// Writes the snapshot file now (durably) and stages the metadata that
+    /// points at it; older files go once the metadata is synced.
     fn store_snapshot(
         &mut self,
         meta: &SnapshotMetadata,
         data: Vec<u8>,
     ) -> Result<(), PersistError> {
+        snapfile::write(&self.dir, meta.index, &data)
+            .map_err(|e| PersistError::Snapshot(format!("write snapshot file: {e}")))?;
         let bytes = Self::encode(meta)?;
         self.snap_meta = meta.clone();
         self.stage(K_SNAP_META, bytes);
-        self.stage(K_SNAP_DATA, data);
+        self.prune_snapshots = true;
         Ok(())
     }
 
@@ -441,14 +453,28 @@ impl SledStorage {
 
     /// Makes everything staged durable: one atomic batch, one fsync.
     pub fn persist(&mut self) -> Result<(), PersistError> {
-        if !self.dirty {
-            return Ok(());
+        self.write_staged(true)
+    }
+
+    /// Writes everything staged as one atomic batch; fsyncs only when `sync`
+    /// (a batch holding nothing but a new commit index need not wait for
+    /// the disk: it becomes durable with the next synced batch).
+    pub fn write_staged(&mut self, sync: bool) -> Result<(), PersistError> {
+        if self.dirty {
+            let batch = std::mem::take(&mut self.batch);
+            self.dirty = false;
+            self.db.apply_batch(batch)?;
+            self.unsynced = true;
         }
-        let batch = std::mem::take(&mut self.batch);
-        self.dirty = false;
-        self.db.apply_batch(batch)?;
-        self.db.flush()?;
-        self.watermark.advance(self.hard_state.commit)?;
+        if sync && self.unsynced {
+            self.db.flush()?;
+            self.unsynced = false;
+            self.watermark.advance(self.hard_state.commit)?;
+            if self.prune_snapshots {
+                self.prune_snapshots = false;
+                snapfile::remove_others(&self.dir, self.snap_meta.index);
+            }
+        }
         Ok(())
     }
 
@@ -463,13 +489,7 @@ impl SledStorage {
 
     /// The stored snapshot with its data.
     pub fn stored_snapshot(&self) -> raft::Result<Snapshot> {
-        let data = self
-            .db
-            .get(K_SNAP_DATA)
-            .map_err(|e| store_err(format!("read snapshot: {e}")))?
-            .ok_or(raft::Error::Store(
-                raft::StorageError::SnapshotTemporarilyUnavailable,
-            ))?;
+        let data = snapfile::read(&self.dir, self.snap_meta.index).map_err(store_err)?;
         let mut snap = Snapshot::default();
         snap.set_metadata(self.snap_meta.clone());
         snap.data = data.to_vec().into();

@@ -163,3 +163,19 @@ fn garbled_watermark_is_refused() {
     let err = SledStorage::open(dir.path(), 1).err().unwrap();
     assert!(matches!(err, OpenError::Corrupt { .. }), "{err}");
 }
+
+#[test]
+fn corrupt_snapshot_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    populated(dir.path(), 5);
+    let snap = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("snapshot-"))
+        .unwrap();
+    let mut bytes = std::fs::read(&snap).unwrap();
+    bytes[6] ^= 0x40;
+    std::fs::write(&snap, bytes).unwrap();
+    let err = SledStorage::open(dir.path(), 1).err().unwrap();
+    assert!(err.to_string().contains("checksum"), "{err}");
+}

@@ -30,8 +30,10 @@ impl<S: StateMachine> Core<S> {
         if let Some(hs) = rd.hs() {
             self.raw.mut_store().set_hard_state(hs.clone())?;
         }
-        // Group commit: every entry and vote of this Ready in one batch, one fsync.
-        self.raw.mut_store().persist()?;
+        // Group commit: every entry and vote of this Ready in one batch, one
+        // fsync; a Ready that only moves the commit index needs no fsync.
+        let sync = rd.must_sync();
+        self.raw.mut_store().write_staged(sync)?;
         for m in rd.take_persisted_messages() {
             out(m);
         }
