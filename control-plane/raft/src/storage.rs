@@ -135,6 +135,9 @@ impl SledStorage {
         let db_path = dir.join("raft.sled");
         let db = sled::Config::new()
             .path(&db_path)
+            // We fsync exactly when Raft needs it; a background flusher
+            // would only add fsyncs that compete with ours.
+            .flush_every_ms(None)
             .open()
             .map_err(|source| OpenError::Sled {
                 path: db_path.clone(),
