@@ -13,6 +13,7 @@ pub mod config;
 mod core;
 pub mod envelope;
 pub mod error;
+pub mod grpc;
 mod logger;
 pub mod node;
 mod snapfile;

@@ -72,7 +72,8 @@ impl RaftNode {
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (msg_tx, msg_rx) = mpsc::channel(MESSAGE_QUEUE);
         let (lead_tx, lead_rx) = watch::channel(core.leadership());
-        let known: KnownPeers = Arc::new(RwLock::new(None));
+        // Known before the handle exists, so no message slips in unchecked.
+        let known: KnownPeers = Arc::new(RwLock::new(known_peers(&core)));
         let inbox = Inbox::new(id, msg_tx, known.clone());
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -179,20 +180,25 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
         }
         self.members_version = Some(version);
         let members = self.core.members().clone();
-        let status = self.core.status();
-        let known: Option<HashSet<u64>> = (!status.members.is_empty()).then(|| {
-            members
-                .keys()
-                .copied()
-                .chain(status.members.iter().map(|m| m.id))
-                .collect()
-        });
+        let known = known_peers(&self.core);
         match self.known.write() {
             Ok(mut g) => *g = known,
             Err(poisoned) => *poisoned.into_inner() = known,
         }
         self.transport.set_members(&members);
     }
+}
+
+/// Senders the inbox accepts; `None` (anyone) until the member has a configuration.
+fn known_peers<S: StateMachine>(core: &Core<S>) -> Option<HashSet<u64>> {
+    let status = core.status();
+    (!status.members.is_empty()).then(|| {
+        core.members()
+            .keys()
+            .copied()
+            .chain(status.members.iter().map(|m| m.id))
+            .collect()
+    })
 }
 
 fn send<T: Transport>(transport: &mut T, m: Message) {

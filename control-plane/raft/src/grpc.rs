@@ -1,0 +1,205 @@
+//! Raft transport over tonic: one client stream per peer out, the `RaftTransport` service in.
+//!
+//! Messages travel as opaque bytes in `drover.raft.RaftEnvelope` (raft's own
+//! codec inside), so the API's prost version never meets raft's. Sending never
+//! blocks the node: each peer has a bounded queue drained by its own task,
+//! which reconnects with backoff; when a queue is full or a peer is down,
+//! messages are dropped and raft retransmits.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_proto::raft_grpc::raft_transport_client::RaftTransportClient;
+use drover_proto::raft_grpc::raft_transport_server::{RaftTransport, RaftTransportServer};
+use drover_proto::raft_grpc::{ForwardReply, ForwardRequest, RaftEnvelope, SendReply};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::envelope::Members;
+use crate::error::StepError;
+use crate::transport::{Inbox, Transport};
+
+const PEER_QUEUE: usize = 8192;
+/// Snapshots travel in one message; allow large ones.
+pub const MAX_MESSAGE_BYTES: usize = 512 << 20;
+
+/// Outbound gRPC transport for member `id`.
+pub struct GrpcTransport {
+    id: u64,
+    runtime: tokio::runtime::Handle,
+    peers: HashMap<u64, Peer>,
+}
+
+struct Peer {
+    addr: String,
+    queue: mpsc::Sender<RaftEnvelope>,
+}
+
+impl GrpcTransport {
+    /// Peer tasks run on `runtime` (the node thread has its own small one).
+    pub fn new(id: u64, runtime: tokio::runtime::Handle) -> Self {
+        Self {
+            id,
+            runtime,
+            peers: HashMap::new(),
+        }
+    }
+}
+
+impl Transport for GrpcTransport {
+    fn send(&mut self, to: u64, msg: Vec<u8>) {
+        let Some(peer) = self.peers.get(&to) else {
+            tracing::debug!(from = self.id, to, "no address for peer; message dropped");
+            return;
+        };
+        let env = RaftEnvelope {
+            from: self.id,
+            to,
+            message: msg,
+        };
+        // Full or closed: drop, raft retransmits.
+        drop(peer.queue.try_send(env));
+    }
+
+    fn set_members(&mut self, members: &Members) {
+        self.peers
+            .retain(|id, p| members.get(id).is_some_and(|a| *a == p.addr));
+        for (&id, addr) in members {
+            if id == self.id || self.peers.contains_key(&id) {
+                continue;
+            }
+            let (tx, rx) = mpsc::channel(PEER_QUEUE);
+            self.runtime.spawn(pump(self.id, id, addr.clone(), rx));
+            self.peers.insert(
+                id,
+                Peer {
+                    addr: addr.clone(),
+                    queue: tx,
+                },
+            );
+        }
+    }
+}
+
+/// Keeps one client stream to a peer open and feeds it from the queue; ends
+/// when the peer is dropped from the address book.
+async fn pump(from: u64, to: u64, addr: String, mut queue: mpsc::Receiver<RaftEnvelope>) {
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        let client = match connect(&addr).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(from, to, %addr, "raft peer unreachable: {e}");
+                // Messages queued meanwhile are stale; raft will resend.
+                let deadline = tokio::time::sleep(backoff);
+                tokio::pin!(deadline);
+                loop {
+                    tokio::select! {
+                        _ = &mut deadline => break,
+                        m = queue.recv() => if m.is_none() { return },
+                    }
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(20);
+        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        let mut client = client;
+        let mut call = Box::pin(async move { client.send(ReceiverStream::new(rx)).await });
+        loop {
+            tokio::select! {
+                m = queue.recv() => match m {
+                    Some(m) => if tx.send(m).await.is_err() { break },
+                    None => return,
+                },
+                r = &mut call => {
+                    if let Err(e) = r {
+                        tracing::debug!(from, to, "raft stream ended: {e}");
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn connect(
+    addr: &str,
+) -> Result<RaftTransportClient<tonic::transport::Channel>, tonic::transport::Error> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_millis(500))
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
+    Ok(RaftTransportClient::new(channel)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+/// Handles `Forward`: runs a command a follower forwarded to this (leader)
+/// member and returns the encoded response. The control plane supplies it.
+pub type Forwarder = Arc<
+    dyn Fn(Vec<u8>) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, Status>> + Send>> + Send + Sync,
+>;
+
+/// The inbound side: the `RaftTransport` gRPC service for one member.
+pub struct RaftService {
+    inbox: Inbox,
+    forwarder: Option<Forwarder>,
+}
+
+impl RaftService {
+    pub fn new(inbox: Inbox, forwarder: Option<Forwarder>) -> Self {
+        Self { inbox, forwarder }
+    }
+
+    /// The tonic service, with message limits large enough for snapshots.
+    pub fn into_server(self) -> RaftTransportServer<Self> {
+        RaftTransportServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+fn step_status(e: StepError) -> Status {
+    match e {
+        StepError::UnknownPeer { .. } => Status::permission_denied(e.to_string()),
+        StepError::Stopped => Status::unavailable(e.to_string()),
+        StepError::Decode(_) | StepError::WrongRecipient { .. } | StepError::Raft(_) => {
+            Status::invalid_argument(e.to_string())
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl RaftTransport for RaftService {
+    async fn send(
+        &self,
+        request: Request<Streaming<RaftEnvelope>>,
+    ) -> Result<Response<SendReply>, Status> {
+        let mut stream = request.into_inner();
+        while let Some(env) = stream.message().await? {
+            // A bad message ends the stream: the peer is misconfigured or hostile.
+            self.inbox.deliver(&env.message).map_err(step_status)?;
+        }
+        Ok(Response::new(SendReply {}))
+    }
+
+    async fn forward(
+        &self,
+        request: Request<ForwardRequest>,
+    ) -> Result<Response<ForwardReply>, Status> {
+        let Some(forward) = &self.forwarder else {
+            return Err(Status::unimplemented(
+                "this member does not accept forwarded commands",
+            ));
+        };
+        let response = forward(request.into_inner().command).await?;
+        Ok(Response::new(ForwardReply { response }))
+    }
+}
