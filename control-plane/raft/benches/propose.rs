@@ -2,7 +2,7 @@
 //! at 1, 16 and 256 concurrent proposers, plus leader failover time.
 //!
 //! `cargo bench -p drover-raft --bench propose` (env: BENCH_SECS, default 5;
-//! FAILOVER_TRIALS, default 7). Data lives in a temp dir on the real disk.
+//! FAILOVER_TRIALS, default 7; SNAPSHOT_THRESHOLD, default RaftConfig's). Data lives in a temp dir on the real disk.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -23,7 +23,9 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 fn bench_config(id: u64) -> RaftConfig {
-    config(id, RaftConfig::new(id).tick_interval)
+    let mut cfg = config(id, RaftConfig::new(id).tick_interval);
+    cfg.snapshot_threshold = env_u64("SNAPSHOT_THRESHOLD", cfg.snapshot_threshold);
+    cfg
 }
 
 async fn throughput(leader: &Member, clients: usize, secs: u64) {

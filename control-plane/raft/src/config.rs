@@ -23,6 +23,9 @@ pub struct RaftConfig {
     /// Entries kept behind a snapshot so slightly lagging followers catch up
     /// from the log rather than from a full snapshot.
     pub compaction_margin: u64,
+    /// Write snapshot files on a background thread (replication continues
+    /// meanwhile); off in deterministic tests.
+    pub background_snapshots: bool,
     /// Largest append message, in bytes.
     pub max_append_bytes: u64,
     /// Append messages in flight per follower.
@@ -42,6 +45,7 @@ impl RaftConfig {
             election_window: None,
             snapshot_threshold: 50_000,
             compaction_margin: 5_000,
+            background_snapshots: true,
             max_append_bytes: 1 << 20,
             max_inflight: 256,
         }

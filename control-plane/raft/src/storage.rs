@@ -74,6 +74,18 @@ pub enum PersistError {
     Snapshot(String),
 }
 
+/// A snapshot file being written in the background.
+pub struct SnapshotJob {
+    meta: SnapshotMetadata,
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl SnapshotJob {
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+}
+
 /// `raft::Storage` on sled.
 pub struct SledStorage {
     db: sled::Db,
@@ -138,6 +150,9 @@ impl SledStorage {
             // We fsync exactly when Raft needs it; a background flusher
             // would only add fsyncs that compete with ours.
             .flush_every_ms(None)
+            // The log is append-mostly and compacted in bulk: trade disk
+            // space for less rewriting.
+            .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|source| OpenError::Sled {
                 path: db_path.clone(),
@@ -420,7 +435,7 @@ impl SledStorage {
     }
 
     /// Stores a snapshot of the applied state at `index` and drops log entries
-    /// up to `index - margin`.
+    /// up to `index - margin`, all on the calling thread.
     pub fn compact(
         &mut self,
         index: u64,
@@ -428,6 +443,20 @@ impl SledStorage {
         state: Vec<u8>,
         margin: u64,
     ) -> Result<(), PersistError> {
+        let job = self.begin_snapshot(index, conf_state, state)?;
+        self.finish_snapshot(job, margin)
+    }
+
+    /// Starts writing a snapshot of the applied state at `index` on its own
+    /// thread, so a large state does not stall replication; the log is
+    /// compacted by [`finish_snapshot`](Self::finish_snapshot) once the file
+    /// is durable. Until then followers get the previous snapshot.
+    pub fn begin_snapshot(
+        &self,
+        index: u64,
+        conf_state: ConfState,
+        state: Vec<u8>,
+    ) -> Result<SnapshotJob, PersistError> {
         let term = raft::Storage::term(self, index)
             .map_err(|e| PersistError::Invariant(format!("snapshot at {index}: {e}")))?;
         let mut meta = SnapshotMetadata {
@@ -436,12 +465,38 @@ impl SledStorage {
             ..Default::default()
         };
         meta.set_conf_state(conf_state);
-        let data = Envelope {
-            members: self.members.clone(),
-            state,
+        let members = self.members.clone();
+        let dir = self.dir.clone();
+        let thread = std::thread::Builder::new()
+            .name("raft-snapshot".into())
+            .spawn(move || {
+                let data = Envelope { members, state }.encode();
+                snapfile::write(&dir, index, &data)
+            })
+            .map_err(|e| PersistError::Snapshot(format!("cannot start snapshot writer: {e}")))?;
+        Ok(SnapshotJob { meta, thread })
+    }
+
+    /// Waits for the snapshot file, then stages its metadata and the log
+    /// compaction (made durable by the next `persist`).
+    pub fn finish_snapshot(&mut self, job: SnapshotJob, margin: u64) -> Result<(), PersistError> {
+        match job.thread.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(PersistError::Snapshot(format!("write snapshot file: {e}"))),
+            Err(_) => return Err(PersistError::Snapshot("snapshot writer panicked".into())),
         }
-        .encode();
-        self.store_snapshot(&meta, data)?;
+        let meta = job.meta;
+        let index = meta.index;
+        if index <= self.snap_meta.index || index > self.last_index {
+            // A newer snapshot arrived from the leader meanwhile; this file
+            // is pruned with the next sync.
+            self.prune_snapshots = true;
+            return Ok(());
+        }
+        let bytes = Self::encode(&meta)?;
+        self.snap_meta = meta;
+        self.stage(K_SNAP_META, bytes);
+        self.prune_snapshots = true;
         let keep_from = index.saturating_sub(margin).max(self.truncated.0);
         if keep_from > self.truncated.0 {
             let trunc_term = raft::Storage::term(self, keep_from)

@@ -10,6 +10,15 @@ use drover_raft::{LocalNetwork, ProposeError, Role};
 const TICK: Duration = Duration::from_millis(10);
 const DEADLINE: Duration = Duration::from_secs(10);
 
+/// Small snapshot threshold so snapshots are written in the background and
+/// the new member catches up from one.
+fn snappy(id: u64) -> drover_raft::RaftConfig {
+    let mut cfg = config(id, TICK);
+    cfg.snapshot_threshold = 40;
+    cfg.compaction_margin = 10;
+    cfg
+}
+
 async fn wait_applied(m: &Member, n: usize) {
     let start = Instant::now();
     while m.applied.lock().unwrap().len() < n {
@@ -23,14 +32,7 @@ async fn concurrent_writers_failover_and_membership() {
     let dir = tempfile::tempdir().unwrap();
     let net = LocalNetwork::new();
     let members: Vec<Member> = (1..=3)
-        .map(|id| {
-            start_member(
-                &net,
-                dir.path(),
-                config(id, TICK),
-                Some(bootstrap_members(3)),
-            )
-        })
+        .map(|id| start_member(&net, dir.path(), snappy(id), Some(bootstrap_members(3))))
         .collect();
     let all: Vec<&Member> = members.iter().collect();
     let leader = wait_leader(&all, DEADLINE).await;
@@ -103,10 +105,15 @@ async fn concurrent_writers_failover_and_membership() {
     assert_ne!(new_leader, leader);
 
     // Add a brand-new member; it catches up. Then remove the dead one.
-    let m4 = start_member(&net, dir.path(), config(4, TICK), None);
+    let m4 = start_member(&net, dir.path(), snappy(4), None);
     let lead = rest.iter().find(|m| m.handle.id() == new_leader).unwrap();
     lead.handle.add_member(4, "local-4".into()).await.unwrap();
     wait_applied(&m4, 201).await;
+    let st4 = m4.handle.status().await.unwrap();
+    assert!(
+        st4.snapshot_index > 100,
+        "member 4 caught up from a snapshot: {st4:?}"
+    );
     lead.handle.remove_member(leader).await.unwrap();
     let st = lead.handle.status().await.unwrap();
     let ids: Vec<u64> = st.members.iter().map(|m| m.id).collect();

@@ -80,6 +80,8 @@ pub struct Core<S: StateMachine> {
     reads_ready: BTreeMap<u64, Vec<ReadReply>>,
     /// Ticks each follower has spent waiting on a snapshot.
     snapshot_wait: HashMap<u64, usize>,
+    /// A snapshot file being written in the background.
+    snapshot_job: Option<crate::storage::SnapshotJob>,
     /// Last index applied to the state machine.
     applied: u64,
     removed: bool,
@@ -153,6 +155,7 @@ impl<S: StateMachine> Core<S> {
             reads_inflight: HashMap::new(),
             reads_ready: BTreeMap::new(),
             snapshot_wait: HashMap::new(),
+            snapshot_job: None,
             applied,
             removed: false,
             last_term,

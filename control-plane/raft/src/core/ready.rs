@@ -108,6 +108,17 @@ impl<S: StateMachine> Core<S> {
     }
 
     fn maybe_compact(&mut self) -> Result<(), NodeError> {
+        if let Some(job) = self.snapshot_job.take() {
+            if !job.is_finished() {
+                self.snapshot_job = Some(job);
+                return Ok(());
+            }
+            self.raw
+                .mut_store()
+                .finish_snapshot(job, self.cfg.compaction_margin)?;
+            self.raw.mut_store().persist()?;
+            tracing::debug!(member = self.id, "snapshot written, log compacted");
+        }
         let store = self.raw.store();
         let snap_index = store.snapshot_index();
         let requested = store.take_snapshot_request();
@@ -115,20 +126,22 @@ impl<S: StateMachine> Core<S> {
         if !(due || requested) || self.applied <= snap_index {
             return Ok(());
         }
+        // Serialising must see exactly the applied state, so it happens here;
+        // encoding and writing the file happen on the writer thread.
         let state = self.sm.snapshot().map_err(|e| NodeError::Apply {
             index: self.applied,
             detail: format!("state machine snapshot: {e}"),
         })?;
         let cs = self.raw.store().conf_state().clone();
-        let margin = self.cfg.compaction_margin;
-        let applied = self.applied;
-        self.raw.mut_store().compact(applied, cs, state, margin)?;
-        self.raw.mut_store().persist()?;
-        tracing::debug!(
-            member = self.id,
-            index = applied,
-            "snapshot taken, log compacted"
-        );
+        let job = self.raw.store().begin_snapshot(self.applied, cs, state)?;
+        if self.cfg.background_snapshots {
+            self.snapshot_job = Some(job);
+        } else {
+            self.raw
+                .mut_store()
+                .finish_snapshot(job, self.cfg.compaction_margin)?;
+            self.raw.mut_store().persist()?;
+        }
         Ok(())
     }
 

@@ -89,6 +89,7 @@ impl Sim {
         // Distinct fixed timeouts: deterministic, and no split votes.
         let min = 10 + 4 * (id as usize - 1);
         cfg.election_window = Some((min, min + 1));
+        cfg.background_snapshots = false;
         (self.configure)(&mut cfg);
         cfg
     }
