@@ -29,6 +29,8 @@ const K_TRUNCATED: &[u8] = b"m:truncated";
 const K_SNAP_META: &[u8] = b"m:snapshot_meta";
 const K_MEMBERS: &[u8] = b"m:members";
 const ENTRY_PREFIX: u8 = b'e';
+/// Compacted entries deleted per synced batch.
+const GC_STEP: u64 = 256;
 
 fn entry_key(index: u64) -> [u8; 9] {
     let mut k = [ENTRY_PREFIX; 9];
@@ -102,6 +104,8 @@ pub struct SledStorage {
     dir: PathBuf,
     /// Superseded snapshot files to delete after the next sync.
     prune_snapshots: bool,
+    /// Lowest log key that may still exist below the truncation point.
+    gc_next: u64,
     /// Batches applied to sled but not yet fsync'd.
     unsynced: bool,
     /// Set when raft asked for a snapshot newer than the stored one.
@@ -206,6 +210,7 @@ impl SledStorage {
             members: Members::new(),
             watermark,
             unsynced: false,
+            gc_next: u64::MAX,
             dir: dir.to_owned(),
             prune_snapshots: false,
             snapshot_requested: Cell::new(false),
@@ -259,6 +264,11 @@ impl SledStorage {
                 .and_then(|b| <[u8; 8]>::try_from(b).ok())
                 .map(u64::from_be_bytes)
                 .ok_or("log key malformed")?;
+            if idx <= self.truncated.0 {
+                // Compacted but not yet deleted: garbage collected lazily.
+                self.gc_next = self.gc_next.min(idx);
+                continue;
+            }
             let entry = Entry::parse_from_bytes(&v)
                 .map_err(|e| format!("log entry {idx} undecodable: {e}"))?;
             if idx != expected || entry.index != idx {
@@ -419,9 +429,13 @@ impl SledStorage {
         let meta = snap.get_metadata();
         let envelope =
             Envelope::decode(&snap.data).map_err(|e| PersistError::Snapshot(e.to_string()))?;
-        for i in self.truncated.0 + 1..=self.last_index {
+        // Entries above the snapshot contradict it: delete now. Those below
+        // are garbage collected in small steps (one huge delete would stall
+        // the fsync that the next proposals wait on).
+        for i in (self.truncated.0 + 1).max(meta.index + 1)..=self.last_index {
             self.batch.remove(&entry_key(i));
         }
+        self.gc_next = self.gc_next.min(self.truncated.0 + 1);
         self.last_index = meta.index;
         self.set_truncated(meta.index, meta.term);
         self.store_snapshot(meta, snap.data.to_vec())?;
@@ -501,12 +515,26 @@ impl SledStorage {
         if keep_from > self.truncated.0 {
             let trunc_term = raft::Storage::term(self, keep_from)
                 .map_err(|e| PersistError::Invariant(format!("compact to {keep_from}: {e}")))?;
-            for i in self.truncated.0 + 1..=keep_from {
-                self.batch.remove(&entry_key(i));
-            }
+            self.gc_next = self.gc_next.min(self.truncated.0 + 1);
             self.set_truncated(keep_from, trunc_term);
         }
         Ok(())
+    }
+
+    /// Deletes up to `GC_STEP` compacted entries along with this batch.
+    fn collect_garbage(&mut self) {
+        let end = self
+            .gc_next
+            .saturating_add(GC_STEP)
+            .min(self.truncated.0 + 1);
+        if self.gc_next >= end {
+            return;
+        }
+        for i in self.gc_next..end {
+            self.batch.remove(&entry_key(i));
+        }
+        self.gc_next = end;
+        self.dirty = true;
     }
 
     /// Makes everything staged durable: one atomic batch, one fsync.
@@ -518,6 +546,9 @@ impl SledStorage {
     /// (a batch holding nothing but a new commit index need not wait for
     /// the disk: it becomes durable with the next synced batch).
     pub fn write_staged(&mut self, sync: bool) -> Result<(), PersistError> {
+        if sync {
+            self.collect_garbage();
+        }
         if self.dirty {
             let batch = std::mem::take(&mut self.batch);
             self.dirty = false;

@@ -179,3 +179,30 @@ fn corrupt_snapshot_file_is_refused() {
     let err = SledStorage::open(dir.path(), 1).err().unwrap();
     assert!(err.to_string().contains("checksum"), "{err}");
 }
+
+#[test]
+fn reopen_in_the_middle_of_lazy_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    populated(dir.path(), 2000);
+    let mut s = SledStorage::open(dir.path(), 1).unwrap();
+    let cs = s.conf_state().clone();
+    s.compact(1990, cs, b"state".to_vec(), 0).unwrap();
+    // One synced batch deletes only a slice of the compacted entries.
+    s.persist().unwrap();
+    drop(s);
+    let mut s = SledStorage::open(dir.path(), 1).unwrap();
+    assert_eq!(s.first_index().unwrap(), 1991);
+    assert_eq!(s.last_index().unwrap(), 2000);
+    assert_eq!(s.term(1990).unwrap(), 2);
+    for _ in 0..10 {
+        s.persist().unwrap();
+        s.set_commit(2000).unwrap();
+    }
+    drop(s);
+    let s = SledStorage::open(dir.path(), 1).unwrap();
+    assert_eq!(s.first_index().unwrap(), 1991);
+    let ents = s
+        .entries(1991, 2001, None, raft::GetEntriesContext::empty(false))
+        .unwrap();
+    assert_eq!(ents.len(), 10);
+}
