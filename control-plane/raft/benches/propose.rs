@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Member, bootstrap_members, config, propose_anywhere, start_member, wait_leader};
-use drover_raft::{LocalNetwork, RaftConfig};
+use drover_raft::{LocalNetwork, RaftConfig, Startup};
 use hdrhistogram::Histogram;
 
 const PAYLOAD: usize = 256;
@@ -89,7 +89,7 @@ async fn failover(net: &LocalNetwork, dir: &std::path::Path, members: &mut [Memb
         if let Some(t) = members[idx].thread.take() {
             let _ = t.join();
         }
-        members[idx] = start_member(net, dir, bench_config(leader), None);
+        members[idx] = start_member(net, dir, bench_config(leader), Startup::Restart);
         let all: Vec<&Member> = members.iter().collect();
         let _ = wait_leader(&all, Duration::from_secs(10)).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -119,7 +119,7 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let net = LocalNetwork::new();
         let mut members: Vec<Member> = (1..=3)
-            .map(|id| start_member(&net, dir.path(), bench_config(id), Some(bootstrap_members(3))))
+            .map(|id| start_member(&net, dir.path(), bench_config(id), Startup::Bootstrap(bootstrap_members(3))))
             .collect();
         let all: Vec<&Member> = members.iter().collect();
         let leader = wait_leader(&all, Duration::from_secs(10)).await;

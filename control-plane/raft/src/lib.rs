@@ -30,7 +30,7 @@ pub use crate::envelope::Members;
 pub use crate::error::{
     MembershipError, NodeError, ProposeError, ReadError, StartError, StepError,
 };
-pub use crate::node::{NodeThread, RaftHandle, RaftNode, Stopped};
+pub use crate::node::{NodeThread, RaftHandle, RaftNode, Startup, Stopped};
 pub use crate::state_machine::{BoxError, StateMachine};
 pub use crate::storage::{OpenError, PersistError, SledStorage};
 pub use crate::transport::{Inbox, LocalNetwork, Transport};

@@ -43,6 +43,19 @@ pub struct Stopped;
 /// The node thread; its result says why the node stopped.
 pub type NodeThread = std::thread::JoinHandle<Result<(), NodeError>>;
 
+/// How a member with an empty data dir comes up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Startup {
+    /// One of the initial members: these members (this one included, with
+    /// their Raft transport addresses) form the first configuration.
+    Bootstrap(Members),
+    /// A member about to be added to a running cluster: the current members'
+    /// addresses, so it can answer the leader before it is configured.
+    Join(Members),
+    /// Restart of an initialised member (an empty dir waits to be added).
+    Restart,
+}
+
 /// Starts member nodes.
 pub struct RaftNode;
 
@@ -50,22 +63,32 @@ impl RaftNode {
     /// Opens `data_dir`, starts the node thread and returns the handle plus
     /// the thread's join handle (its result says why the node stopped).
     ///
-    /// `bootstrap` lists the initial members (this one included) and is used
-    /// only when the data dir is empty; a new member joining a running
-    /// cluster passes `None` and is then added by the leader.
+    /// `startup` only matters when the data dir is empty; a restarted member
+    /// recovers everything from disk whatever it says.
     pub fn start<S, T>(
         cfg: RaftConfig,
         data_dir: &Path,
         sm: S,
         transport: T,
-        bootstrap: Option<Members>,
+        startup: Startup,
     ) -> Result<(RaftHandle<S::Response>, NodeThread), StartError>
     where
         S: StateMachine,
         T: Transport,
     {
         cfg.validate()?;
-        let storage = SledStorage::open(data_dir, cfg.id)?;
+        let mut storage = SledStorage::open(data_dir, cfg.id)?;
+        let bootstrap = match startup {
+            Startup::Bootstrap(members) => Some(members),
+            Startup::Join(members) if !storage.is_initialized() => {
+                // Addresses only, no configuration: enough to answer the
+                // leader until its snapshot brings the real member list.
+                storage.set_members(members);
+                storage.persist()?;
+                None
+            }
+            Startup::Join(_) | Startup::Restart => None,
+        };
         let tick = cfg.tick_interval;
         let id = cfg.id;
         let core = Core::new(cfg, storage, sm, bootstrap)?;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use common::{Applied, SharedList, config};
 use drover_raft::grpc::{GrpcTransport, RaftService};
-use drover_raft::{Members, ProposeError, RaftHandle, RaftNode};
+use drover_raft::{Members, ProposeError, RaftHandle, RaftNode, Startup};
 use tokio_stream::wrappers::TcpListenerStream;
 
 const TICK: Duration = Duration::from_millis(10);
@@ -22,7 +22,7 @@ async fn start(
     id: u64,
     listener: tokio::net::TcpListener,
     root: &std::path::Path,
-    members: Members,
+    startup: Startup,
 ) -> GrpcMember {
     let (sm, applied) = SharedList::new();
     let transport = GrpcTransport::new(id, tokio::runtime::Handle::current());
@@ -31,7 +31,7 @@ async fn start(
         &root.join(format!("member-{id}")),
         sm,
         transport,
-        Some(members),
+        startup,
     )
     .unwrap();
     let service = RaftService::new(handle.inbox(), None).into_server();
@@ -84,7 +84,15 @@ async fn three_members_on_loopback_survive_a_killed_member() {
     }
     let mut nodes = Vec::new();
     for (i, l) in listeners.into_iter().enumerate() {
-        nodes.push(start(i as u64 + 1, l, dir.path(), members.clone()).await);
+        nodes.push(
+            start(
+                i as u64 + 1,
+                l,
+                dir.path(),
+                Startup::Bootstrap(members.clone()),
+            )
+            .await,
+        );
     }
     let all: Vec<&GrpcMember> = nodes.iter().collect();
 
@@ -158,7 +166,7 @@ async fn messages_from_unknown_peers_are_refused_over_grpc() {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
     let members: Members = [(1, addr.clone()), (2, "127.0.0.1:1".to_owned())].into();
-    let _m = start(1, l, dir.path(), members).await;
+    let _m = start(1, l, dir.path(), Startup::Bootstrap(members)).await;
 
     let mut msg = raft::prelude::Message::default();
     msg.set_msg_type(raft::prelude::MessageType::MsgHeartbeat);
@@ -177,4 +185,49 @@ async fn messages_from_unknown_peers_are_refused_over_grpc() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_member_joins_over_grpc_and_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut listeners = Vec::new();
+    let mut members = Members::new();
+    for id in 1..=4u64 {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        members.insert(id, l.local_addr().unwrap().to_string());
+        listeners.push(l);
+    }
+    let l4 = listeners.pop().unwrap();
+    let addr4 = members.remove(&4).unwrap();
+    let mut nodes = Vec::new();
+    for (i, l) in listeners.into_iter().enumerate() {
+        nodes.push(
+            start(
+                i as u64 + 1,
+                l,
+                dir.path(),
+                Startup::Bootstrap(members.clone()),
+            )
+            .await,
+        );
+    }
+    let all: Vec<&GrpcMember> = nodes.iter().collect();
+    for i in 0..50 {
+        write(&all, format!("c{i}").into_bytes()).await.unwrap();
+    }
+    let m4 = start(4, l4, dir.path(), Startup::Join(members.clone())).await;
+    let leader = all
+        .iter()
+        .find(|m| m.handle.leadership().borrow().is_leader())
+        .unwrap();
+    leader.handle.add_member(4, addr4).await.unwrap();
+    write(&all, b"with-4".to_vec()).await.unwrap();
+    let start_t = Instant::now();
+    while m4.applied.lock().unwrap().len() < 51 {
+        assert!(start_t.elapsed() < DEADLINE, "member 4 did not catch up");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let st = m4.handle.status().await.unwrap();
+    assert_eq!(st.members.len(), 4);
+    assert!(st.leadership.leader.is_some());
 }

@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Member, bootstrap_members, config, propose_anywhere, start_member, wait_leader};
-use drover_raft::{LocalNetwork, ProposeError, Role};
+use drover_raft::{LocalNetwork, ProposeError, Role, Startup};
 
 const TICK: Duration = Duration::from_millis(10);
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -32,7 +32,14 @@ async fn concurrent_writers_failover_and_membership() {
     let dir = tempfile::tempdir().unwrap();
     let net = LocalNetwork::new();
     let members: Vec<Member> = (1..=3)
-        .map(|id| start_member(&net, dir.path(), snappy(id), Some(bootstrap_members(3))))
+        .map(|id| {
+            start_member(
+                &net,
+                dir.path(),
+                snappy(id),
+                Startup::Bootstrap(bootstrap_members(3)),
+            )
+        })
         .collect();
     let all: Vec<&Member> = members.iter().collect();
     let leader = wait_leader(&all, DEADLINE).await;
@@ -105,7 +112,12 @@ async fn concurrent_writers_failover_and_membership() {
     assert_ne!(new_leader, leader);
 
     // Add a brand-new member; it catches up. Then remove the dead one.
-    let m4 = start_member(&net, dir.path(), snappy(4), None);
+    let m4 = start_member(
+        &net,
+        dir.path(),
+        snappy(4),
+        Startup::Join(bootstrap_members(3)),
+    );
     let lead = rest.iter().find(|m| m.handle.id() == new_leader).unwrap();
     lead.handle.add_member(4, "local-4".into()).await.unwrap();
     wait_applied(&m4, 201).await;
@@ -149,7 +161,7 @@ async fn single_member_cluster_and_restart_from_disk() {
         &net,
         dir.path(),
         config(1, TICK),
-        Some(bootstrap_members(1)),
+        Startup::Bootstrap(bootstrap_members(1)),
     );
     for i in 0..30u32 {
         m.handle.propose(i.to_be_bytes().to_vec()).await.unwrap();
@@ -165,7 +177,7 @@ async fn single_member_cluster_and_restart_from_disk() {
             &dir.path().join("member-1"),
             sm,
             net.transport(1),
-            None,
+            Startup::Restart,
         ) {
             Ok((handle, thread)) => {
                 break Member {

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use drover_raft::{
-    BoxError, LocalNetwork, Members, ProposeError, RaftConfig, RaftHandle, RaftNode, StateMachine,
+    BoxError, LocalNetwork, Members, ProposeError, RaftConfig, RaftHandle, RaftNode, Startup,
+    StateMachine,
 };
 
 /// Applied commands, shared with the test.
@@ -84,12 +85,7 @@ pub fn config(id: u64, tick: Duration) -> RaftConfig {
 }
 
 /// Starts member `id` on `net`, storing under `root/member-{id}`.
-pub fn start_member(
-    net: &LocalNetwork,
-    root: &Path,
-    cfg: RaftConfig,
-    bootstrap: Option<Members>,
-) -> Member {
+pub fn start_member(net: &LocalNetwork, root: &Path, cfg: RaftConfig, startup: Startup) -> Member {
     let id = cfg.id;
     let (sm, applied) = SharedList::new();
     let (handle, thread) = RaftNode::start(
@@ -97,7 +93,7 @@ pub fn start_member(
         &root.join(format!("member-{id}")),
         sm,
         net.transport(id),
-        bootstrap,
+        startup,
     )
     .unwrap();
     net.register(handle.inbox());
