@@ -6,10 +6,12 @@
 //! which reconnects with backoff; when a queue is full or a peer is down,
 //! messages are dropped and raft retransmits.
 
+use std::collections::BTreeSet;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use drover_proto::raft_grpc::raft_transport_client::RaftTransportClient;
@@ -32,11 +34,14 @@ pub struct GrpcTransport {
     id: u64,
     runtime: tokio::runtime::Handle,
     peers: HashMap<u64, Peer>,
+    unreachable: BTreeSet<u64>,
 }
 
 struct Peer {
     addr: String,
     queue: mpsc::Sender<RaftEnvelope>,
+    /// Set by the peer's task while a stream is open.
+    connected: Arc<AtomicBool>,
 }
 
 impl GrpcTransport {
@@ -46,6 +51,7 @@ impl GrpcTransport {
             id,
             runtime,
             peers: HashMap::new(),
+            unreachable: BTreeSet::new(),
         }
     }
 }
@@ -61,8 +67,15 @@ impl Transport for GrpcTransport {
             to,
             message: msg,
         };
-        // Full or closed: drop, raft retransmits.
-        drop(peer.queue.try_send(env));
+        // Full, closed or not connected: drop; raft retransmits once it
+        // hears the peer is unreachable.
+        if !peer.connected.load(Ordering::Relaxed) || peer.queue.try_send(env).is_err() {
+            self.unreachable.insert(to);
+        }
+    }
+
+    fn take_unreachable(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.unreachable).into_iter().collect()
     }
 
     fn set_members(&mut self, members: &Members) {
@@ -73,12 +86,15 @@ impl Transport for GrpcTransport {
                 continue;
             }
             let (tx, rx) = mpsc::channel(PEER_QUEUE);
-            self.runtime.spawn(pump(self.id, id, addr.clone(), rx));
+            let connected = Arc::new(AtomicBool::new(false));
+            self.runtime
+                .spawn(pump(self.id, id, addr.clone(), rx, connected.clone()));
             self.peers.insert(
                 id,
                 Peer {
                     addr: addr.clone(),
                     queue: tx,
+                    connected,
                 },
             );
         }
@@ -87,7 +103,13 @@ impl Transport for GrpcTransport {
 
 /// Keeps one client stream to a peer open and feeds it from the queue; ends
 /// when the peer is dropped from the address book.
-async fn pump(from: u64, to: u64, addr: String, mut queue: mpsc::Receiver<RaftEnvelope>) {
+async fn pump(
+    from: u64,
+    to: u64,
+    addr: String,
+    mut queue: mpsc::Receiver<RaftEnvelope>,
+    connected: Arc<AtomicBool>,
+) {
     let mut backoff = Duration::from_millis(20);
     loop {
         let client = match connect(&addr).await {
@@ -108,6 +130,7 @@ async fn pump(from: u64, to: u64, addr: String, mut queue: mpsc::Receiver<RaftEn
             }
         };
         backoff = Duration::from_millis(20);
+        connected.store(true, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
         let mut client = client;
         let mut call = Box::pin(async move { client.send(ReceiverStream::new(rx)).await });
@@ -125,6 +148,7 @@ async fn pump(from: u64, to: u64, addr: String, mut queue: mpsc::Receiver<RaftEn
                 }
             }
         }
+        connected.store(false, Ordering::Relaxed);
     }
 }
 

@@ -14,7 +14,9 @@ use raft::prelude::Message;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::RaftConfig;
-use crate::core::{ChangeReply, Core, Leadership, MemberChange, ProposeReply, ReadReply, Status};
+use crate::core::{
+    ChangeReply, Core, Leadership, MemberChange, ProposeReply, ReadReply, Role, Status,
+};
 use crate::envelope::Members;
 use crate::error::{MembershipError, NodeError, ProposeError, ReadError, StartError};
 use crate::state_machine::StateMachine;
@@ -135,6 +137,21 @@ struct Loop<S: StateMachine, T> {
 
 impl<S: StateMachine, T: Transport> Loop<S, T> {
     async fn run(mut self, tick: Duration) -> Result<(), NodeError> {
+        let result = self.drive(tick).await;
+        if let Err(e) = &result {
+            tracing::error!(member = self.core.id(), "raft node stopped: {e}");
+        }
+        // Leader-only work must stop with the node, whatever the reason.
+        let term = self.core.leadership().term;
+        self.leadership.send_replace(Leadership {
+            role: Role::Stopped,
+            leader: None,
+            term,
+        });
+        result
+    }
+
+    async fn drive(&mut self, tick: Duration) -> Result<(), NodeError> {
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.sync_members();
@@ -165,6 +182,9 @@ impl<S: StateMachine, T: Transport> Loop<S, T> {
             while self.core.has_ready() {
                 let transport = &mut self.transport;
                 self.core.handle_ready(&mut |m| send(transport, m))?;
+            }
+            for id in self.transport.take_unreachable() {
+                self.core.report_unreachable(id);
             }
             let now = self.core.leadership();
             self.leadership.send_if_modified(|l| {

@@ -20,6 +20,12 @@ pub trait Transport: Send + 'static {
     fn set_members(&mut self, members: &Members) {
         let _ = members;
     }
+
+    /// Peers a send could not reach since the last call. Raft then probes
+    /// them gently instead of streaming appends into the void.
+    fn take_unreachable(&mut self) -> Vec<u64> {
+        Vec::new()
+    }
 }
 
 /// Which senders a member accepts; `None` while the member has no

@@ -16,6 +16,7 @@ struct GrpcMember {
     handle: RaftHandle<u64>,
     applied: Applied,
     server: tokio::task::JoinHandle<()>,
+    thread: std::sync::Mutex<Option<drover_raft::NodeThread>>,
 }
 
 async fn start(
@@ -26,7 +27,7 @@ async fn start(
 ) -> GrpcMember {
     let (sm, applied) = SharedList::new();
     let transport = GrpcTransport::new(id, tokio::runtime::Handle::current());
-    let (handle, _thread) = RaftNode::start(
+    let (handle, thread) = RaftNode::start(
         config(id, TICK),
         &root.join(format!("member-{id}")),
         sm,
@@ -45,6 +46,7 @@ async fn start(
         handle,
         applied,
         server,
+        thread: std::sync::Mutex::new(Some(thread)),
     }
 }
 
@@ -140,7 +142,29 @@ async fn three_members_on_loopback_survive_a_killed_member() {
         .collect();
     write(&rest, b"after-kill".to_vec()).await.unwrap();
     acked.push(b"after-kill".to_vec());
+    for i in 0..30 {
+        let c = format!("while-down-{i}").into_bytes();
+        write(&rest, c.clone()).await.unwrap();
+        acked.push(c);
+    }
 
+    // Restart the killed member on its old address: it catches up.
+    let thread = victim.thread.lock().unwrap().take().unwrap();
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let addr = members[&leader].clone();
+    let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
+    let back = start(leader, listener, dir.path(), Startup::Restart).await;
+    let t = Instant::now();
+    while back.applied.lock().unwrap().len() < acked.len() {
+        assert!(t.elapsed() < DEADLINE, "restarted member did not catch up");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let rest: Vec<&GrpcMember> = rest.into_iter().chain(std::iter::once(&back)).collect();
     for m in &rest {
         m.handle.read_index().await.unwrap();
         let items = m.applied.lock().unwrap().clone();

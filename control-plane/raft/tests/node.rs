@@ -93,7 +93,13 @@ async fn concurrent_writers_failover_and_membership() {
 
     // Kill the leader: the others elect a new one and keep taking writes.
     let old = all.iter().find(|m| m.handle.id() == leader).unwrap();
+    let mut signal = old.handle.leadership();
     old.handle.shutdown().await;
+    // Leader-only work hears about it.
+    tokio::time::timeout(DEADLINE, signal.wait_for(|l| l.role == Role::Stopped))
+        .await
+        .unwrap()
+        .unwrap();
     net.unregister(leader);
     let rest: Vec<&Member> = all
         .iter()

@@ -415,6 +415,11 @@ impl<S: StateMachine> Core<S> {
         }
     }
 
+    /// The transport could not reach `id`: raft falls back to probing it.
+    pub fn report_unreachable(&mut self, id: u64) {
+        self.raw.report_unreachable(id);
+    }
+
     /// Asks raft to hand leadership to `to` (used before planned removals).
     pub fn transfer_leader(&mut self, to: u64) {
         self.raw.transfer_leader(to);

@@ -14,6 +14,8 @@ pub enum Role {
     Leader,
     /// Removed from the cluster; it will never lead again.
     Removed,
+    /// The node task has stopped (shut down or failed).
+    Stopped,
 }
 
 /// The leadership signal: leader-only work runs while `role == Leader`.
