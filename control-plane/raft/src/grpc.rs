@@ -165,6 +165,16 @@ async fn connect(
         .max_decoding_message_size(MAX_MESSAGE_BYTES))
 }
 
+/// Sends a command to the member at `addr` (the leader hint's address) via
+/// `Forward`; returns whatever that member's [`Forwarder`] encoded.
+pub async fn forward(addr: &str, command: Vec<u8>) -> Result<Vec<u8>, Status> {
+    let mut client = connect(addr)
+        .await
+        .map_err(|e| Status::unavailable(format!("cannot reach {addr}: {e}")))?;
+    let reply = client.forward(ForwardRequest { command }).await?;
+    Ok(reply.into_inner().response)
+}
+
 /// Handles `Forward`: runs a command a follower forwarded to this (leader)
 /// member and returns the encoded response. The control plane supplies it.
 pub type Forwarder = Arc<

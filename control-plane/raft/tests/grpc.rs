@@ -255,3 +255,40 @@ async fn new_member_joins_over_grpc_and_catches_up() {
     assert_eq!(st.members.len(), 4);
     assert!(st.leadership.leader.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_runs_a_command_on_the_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (sm, applied) = SharedList::new();
+    let (handle, _thread) = RaftNode::start(
+        config(1, TICK),
+        &dir.path().join("member-1"),
+        sm,
+        GrpcTransport::new(1, tokio::runtime::Handle::current()),
+        Startup::Bootstrap([(1, addr.clone())].into()),
+    )
+    .unwrap();
+    let h = handle.clone();
+    let forwarder: drover_raft::grpc::Forwarder = std::sync::Arc::new(move |cmd| {
+        let h = h.clone();
+        Box::pin(async move {
+            h.propose(cmd)
+                .await
+                .map(|index| index.to_be_bytes().to_vec())
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))
+        })
+    });
+    let service = RaftService::new(handle.inbox(), Some(forwarder)).into_server();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    let reply = drover_raft::grpc::forward(&addr, b"forwarded".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(reply.len(), 8);
+    assert_eq!(applied.lock().unwrap().clone(), vec![b"forwarded".to_vec()]);
+}
