@@ -1,1 +1,76 @@
-fn main() {}
+//! `drover`: the kubectl-style client, and the entry points of the server
+//! and (later) the agent.
+
+mod cmd;
+mod files;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Drover: containers and microVMs under one declarative API.
+#[derive(Parser)]
+#[command(name = "drover", version = drover_proto::VERSION, disable_help_subcommand = true)]
+struct Cli {
+    /// API server URL.
+    #[arg(
+        long,
+        global = true,
+        env = "DROVER_SERVER",
+        default_value = "http://127.0.0.1:7700"
+    )]
+    server: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create or update objects from manifests (idempotent).
+    Apply(cmd::apply::ApplyArgs),
+    /// Create objects from manifests; fails if any exists.
+    Create(cmd::apply::ApplyArgs),
+    /// List objects, or show one.
+    Get(cmd::get::GetArgs),
+    /// Show an object in detail, with its events.
+    Describe(cmd::describe::DescribeArgs),
+    /// Delete objects by name or by manifest.
+    Delete(cmd::delete::DeleteArgs),
+    /// Print the client and server versions.
+    Version,
+    /// Run an API server.
+    Server(cmd::server::ServerArgs),
+    /// Run a one-process local cluster for development.
+    Dev(cmd::dev::DevArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Apply(a) => cmd::apply::run(&cli.server, a, cmd::apply::Mode::Apply).await,
+            Command::Create(a) => cmd::apply::run(&cli.server, a, cmd::apply::Mode::Create).await,
+            Command::Get(a) => cmd::get::run(&cli.server, a).await,
+            Command::Describe(a) => cmd::describe::run(&cli.server, a).await,
+            Command::Delete(a) => cmd::delete::run(&cli.server, a).await,
+            Command::Version => cmd::version(&cli.server).await,
+            Command::Server(a) => cmd::server::run(a).await,
+            Command::Dev(a) => cmd::dev::run(a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -261,12 +261,13 @@ impl Client {
         decode(&reply.object)
     }
 
-    /// Streams every change after `resource_version` (0: from now).
+    /// Streams every change after `resource_version` (None: from now). Pass
+    /// the revision a list returned to see everything after it.
     pub async fn watch(
         &self,
         kind: Kind,
         opts: &ListOptions,
-        resource_version: u64,
+        resource_version: Option<u64>,
     ) -> Result<impl Stream<Item = Result<WatchEvent, ClientError>> + use<>, ClientError> {
         let req = pb::WatchRequest {
             kind: kind.name().into(),

@@ -135,7 +135,7 @@ impl ApiCore {
             // Identity and time are decided here, before the command, so the
             // state machine stays deterministic.
             obj.metadata.uid = Some(uuid::Uuid::new_v4().to_string());
-            obj.metadata.creation_timestamp = Some(chrono::Utc::now());
+            obj.metadata.creation_timestamp = Some(now_seconds());
             obj.metadata.resource_version = None;
             obj.metadata.deletion_timestamp = None;
             if admitted.kind.namespaced() {
@@ -259,7 +259,7 @@ impl ApiCore {
                     precondition,
                     propagation,
                     grace_period_seconds,
-                    now: chrono::Utc::now(),
+                    now: now_seconds(),
                 })
                 .await?)
         }
@@ -268,14 +268,14 @@ impl ApiCore {
         r
     }
 
-    /// Starts a watch after `since` (0: from now).
+    /// Starts a watch after `since` (None: from now).
     pub fn watch(
         &self,
         kind: Kind,
         namespace: Option<&str>,
         labels: &str,
         fields: &str,
-        since: u64,
+        since: Option<u64>,
     ) -> Result<crate::store::watch::Watch, ApiError> {
         let (labels, fields) = parse_selectors(labels, fields)?;
         let filter = WatchFilter {
@@ -302,4 +302,10 @@ fn revision_precondition(object: &Object) -> Result<Option<u64>, ApiError> {
             ))
         }),
     }
+}
+
+/// The current time at second precision, as Kubernetes timestamps are.
+fn now_seconds() -> drover_proto::Time {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(0)
 }

@@ -194,7 +194,13 @@ async fn dispatch(
     let json_ok = |code: StatusCode, o: &Object| (code, axum::Json(o.to_value())).into_response();
     match (&method, &target.name) {
         (&Method::GET, None) if matches!(qs("watch"), "true" | "1") => {
-            let since = qs("resourceVersion").parse().unwrap_or(0);
+            let since = match qs("resourceVersion") {
+                "" => None,
+                v => match v.parse() {
+                    Ok(n) => Some(n),
+                    Err(_) => return bad_request(format!("resourceVersion {v:?} is not a number")),
+                },
+            };
             match core.watch(
                 target.kind,
                 target.namespace.as_deref(),

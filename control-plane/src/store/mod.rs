@@ -135,14 +135,14 @@ impl Store {
         )
     }
 
-    /// Starts a watch: the backlog after `since` (0: from now) and a live feed.
+    /// Starts a watch: the backlog after `since` (None: from now) and a live feed.
     pub fn watch(
         &self,
         filter: WatchFilter,
-        since: u64,
+        since: Option<u64>,
     ) -> Result<watch::Watch, crate::state::TooOld> {
         let state = self.read();
-        let since = if since == 0 { state.revision() } else { since };
+        let since = since.unwrap_or_else(|| state.revision());
         let backlog = state.changes_since(since)?;
         let live = self.events.subscribe();
         Ok(watch::Watch::new(

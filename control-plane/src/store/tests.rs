@@ -57,7 +57,7 @@ async fn writes_survive_reopen_with_history() {
         labels: Selector::everything(),
         fields: FieldSelector::default(),
     };
-    let mut w = store.watch(filter, 7).unwrap();
+    let mut w = store.watch(filter, Some(7)).unwrap();
     let mut revs = vec![];
     for _ in 0..3 {
         revs.push(w.next().await.unwrap().unwrap().revision);
@@ -105,7 +105,7 @@ async fn watch_delivers_live_changes_without_gaps_or_duplicates() {
         labels: Selector::everything(),
         fields: FieldSelector::default(),
     };
-    let mut w = store.watch(filter, 0).unwrap();
+    let mut w = store.watch(filter, None).unwrap();
     let writer = {
         let s = store.clone();
         tokio::spawn(async move {
@@ -147,7 +147,7 @@ async fn field_selector_watch_sees_binding_as_added() {
         labels: Selector::everything(),
         fields: FieldSelector::parse("spec.nodeName=n1").unwrap(),
     };
-    let mut w = store.watch(filter, 0).unwrap();
+    let mut w = store.watch(filter, None).unwrap();
     let mut bound = (*created).clone();
     bound.body.get_mut("spec").unwrap()["nodeName"] = json!("n1");
     store
@@ -179,8 +179,8 @@ async fn watch_from_compacted_revision_is_refused() {
         labels: Selector::everything(),
         fields: FieldSelector::default(),
     };
-    assert!(store.watch(filter.clone(), 3).is_err());
-    assert!(store.watch(filter, 15).is_ok());
+    assert!(store.watch(filter.clone(), Some(3)).is_err());
+    assert!(store.watch(filter, Some(15)).is_ok());
 }
 
 #[test]

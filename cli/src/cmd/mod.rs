@@ -1,0 +1,46 @@
+//! One module per verb.
+
+pub mod apply;
+pub mod delete;
+pub mod describe;
+pub mod dev;
+pub mod get;
+pub mod server;
+
+use anyhow::Result;
+use drover_proto::client::{Client, ClientError};
+use drover_proto::{Kind, Object};
+
+/// Connects to the API server.
+pub async fn connect(server: &str) -> Result<Client> {
+    Ok(Client::connect(server).await?)
+}
+
+/// Resolves a kind the way kubectl does, with a hint when it is unknown.
+pub fn parse_kind(input: &str) -> Result<Kind> {
+    Kind::parse(input).ok_or_else(|| {
+        let known: Vec<&str> = Kind::ALL.iter().map(|k| k.plural()).collect();
+        anyhow::anyhow!(
+            "the server doesn't have a resource type {input:?} (known: {})",
+            known.join(", ")
+        )
+    })
+}
+
+/// Names an object in messages: `deployment/web`.
+pub fn display(o: &Object) -> String {
+    o.display_name()
+}
+
+/// Adds the object's name to an error, as kubectl does.
+pub fn about(o: &Object, e: ClientError) -> anyhow::Error {
+    anyhow::anyhow!("{}: {e}", display(o))
+}
+
+pub async fn version(server: &str) -> Result<()> {
+    println!("Client Version: {}", drover_proto::VERSION);
+    let client = connect(server).await?;
+    let (v, rev) = client.version().await?;
+    println!("Server Version: {v} (revision {rev})");
+    Ok(())
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what Drover's build and tests need on a fresh Debian 12 machine.
+# Idempotent; skips apt when everything is already present.
+set -euo pipefail
+
+PACKAGES=(
+  protobuf-compiler   # protoc, for the gRPC code in proto/
+  curl                # HTTP gateway tests
+  pkg-config
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "missing packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "installing: ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install the Rust toolchain (https://rustup.rs) first" >&2
+  exit 1
+fi
