@@ -117,6 +117,9 @@ pub enum NodeError {
     /// Raft state could not be made durable
     #[error(transparent)]
     Persist(#[from] PersistError),
+    /// raft-rs panicked (an impossible state, or a storage read error)
+    #[error("raft node panicked: {0}")]
+    Panicked(String),
     /// a committed entry could not be applied
     #[error("cannot apply committed entry {index}: {detail}")]
     Apply { index: u64, detail: String },

@@ -103,6 +103,7 @@ impl RaftNode {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()?;
+        let signal = lead_tx.clone();
         let loop_state = Loop {
             core,
             transport,
@@ -114,7 +115,26 @@ impl RaftNode {
         };
         let thread = std::thread::Builder::new()
             .name(format!("raft-{id}"))
-            .spawn(move || rt.block_on(loop_state.run(tick)))?;
+            .spawn(move || {
+                // raft-rs panics on states it considers impossible (and on
+                // storage read errors); the leadership signal must still drop.
+                let run = std::panic::AssertUnwindSafe(|| rt.block_on(loop_state.run(tick)));
+                std::panic::catch_unwind(run).unwrap_or_else(|panic| {
+                    let detail = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_default();
+                    tracing::error!(member = id, "raft node panicked: {detail}");
+                    let term = signal.borrow().term;
+                    signal.send_replace(Leadership {
+                        role: Role::Stopped,
+                        leader: None,
+                        term,
+                    });
+                    Err(NodeError::Panicked(detail))
+                })
+            })?;
         let handle = RaftHandle {
             id,
             tx: cmd_tx,

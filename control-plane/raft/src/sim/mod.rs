@@ -5,6 +5,7 @@
 //! Election timeouts are fixed per member (member 1 fires first), so a run is
 //! a pure function of the seed and the test's actions.
 
+mod chaos;
 mod list_sm;
 mod tests;
 
@@ -132,7 +133,7 @@ impl Sim {
         }
     }
 
-    fn rand(&mut self) -> u64 {
+    pub fn rand(&mut self) -> u64 {
         // splitmix64
         self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.rng;
