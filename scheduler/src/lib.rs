@@ -8,6 +8,7 @@
 pub mod config;
 pub mod fit_error;
 pub mod framework;
+pub mod scheduling_loop;
 
 pub mod plugins;
 pub mod preemption;
@@ -19,6 +20,7 @@ pub mod testing;
 
 pub use config::{SchedulerConfig, ScoringStrategy};
 pub use fit_error::{FitError, Reason};
+pub use scheduling_loop::{RunError, run};
 
 pub use preemption::{Preemption, Victim, find_preemption};
 pub use schedule::{Scheduler, schedule};
