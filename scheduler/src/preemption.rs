@@ -29,6 +29,9 @@ pub struct Preemption {
     pub victims: Vec<Victim>,
 }
 
+/// A node to preempt on, ranked by (highest victim priority, priority sum, victims).
+type Candidate<'a> = ((i32, i64, usize), &'a NodeInfo, Vec<&'a PodInfo>);
+
 /// The best node to preempt on, or `None` when no eviction of lower-priority
 /// pods would make room. Nodes are ranked as kube-scheduler does: lowest
 /// highest-victim priority, then lowest priority sum, then fewest victims.
@@ -39,7 +42,7 @@ pub fn find_preemption(
 ) -> Option<Preemption> {
     let state = PodState::new(pod, snapshot, scheduler.config().scoring_strategy);
     let priority = pod.spec.priority.unwrap_or(0);
-    let mut best: Option<((i32, i64, usize), &NodeInfo, Vec<&PodInfo>)> = None;
+    let mut best: Option<Candidate<'_>> = None;
     for node in snapshot.nodes() {
         if !scheduler.passes_except_resources(&state, node) {
             continue;

@@ -129,7 +129,7 @@ impl Scheduler {
                 ties = 1;
             } else if total[i] == total[best] {
                 ties += 1;
-                if rng.next() % ties == 0 {
+                if rng.next().is_multiple_of(ties) {
                     best = i;
                 }
             }

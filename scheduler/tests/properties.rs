@@ -205,7 +205,7 @@ proptest! {
                 snap.remove_pod(&format!("default/{}", p.metadata.name));
             }
         }
-        for (name, (_, ..)) in &nodes {
+        for name in nodes.keys() {
             let want: i64 = placed.iter().filter(|(_, n)| n == name).map(|(p, _)| p.total_request("cpu")).sum();
             prop_assert_eq!(snap.node(name).map(|n| n.requested.milli_cpu), Some(want));
         }

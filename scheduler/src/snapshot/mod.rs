@@ -390,9 +390,9 @@ impl ClusterSnapshot {
     }
 }
 
-fn decrement<K: std::hash::Hash + Eq + ?Sized>(map: &mut HashMap<K::Owned, u32>, key: &K)
+fn decrement<K>(map: &mut HashMap<K::Owned, u32>, key: &K)
 where
-    K: ToOwned,
+    K: std::hash::Hash + Eq + ?Sized + ToOwned,
     K::Owned: std::hash::Hash + Eq + std::borrow::Borrow<K>,
 {
     if let Some(c) = map.get_mut(key) {
