@@ -25,6 +25,12 @@ pub trait Plugin: Send + Sync {
         Ok(())
     }
 
+    /// Whether this score would rank every node alike for this pod, so the
+    /// hot loop can leave it out (kube-scheduler's PreScore `Skip`).
+    fn skip_score(&self, _state: &PodState<'_>) -> bool {
+        false
+    }
+
     /// A raw score for `node`; see `normalize`.
     fn score(&self, _state: &PodState<'_>, _node: &NodeInfo, _snapshot: &ClusterSnapshot) -> i64 {
         0

@@ -112,6 +112,9 @@ impl Scheduler {
         let mut total = vec![0i64; feasible.len()];
         let mut raw = vec![0i64; feasible.len()];
         for (plugin, weight) in &self.scores {
+            if plugin.skip_score(state) {
+                continue;
+            }
             for (r, node) in raw.iter_mut().zip(feasible) {
                 *r = plugin.score(state, node, snapshot);
             }

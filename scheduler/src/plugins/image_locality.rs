@@ -47,6 +47,10 @@ impl Plugin for ImageLocality {
         "ImageLocality"
     }
 
+    fn skip_score(&self, state: &PodState<'_>) -> bool {
+        state.images.images.is_empty()
+    }
+
     fn score(&self, state: &PodState<'_>, node: &NodeInfo, _: &ClusterSnapshot) -> i64 {
         let s = &state.images;
         let Some(facts) = node.facts() else { return 0 };

@@ -120,6 +120,10 @@ impl Plugin for NodeAffinity {
         }
     }
 
+    fn skip_score(&self, state: &PodState<'_>) -> bool {
+        state.node_affinity.preferred.is_empty()
+    }
+
     fn score(&self, state: &PodState<'_>, node: &NodeInfo, _: &ClusterSnapshot) -> i64 {
         let Some(labels) = node.labels() else {
             return 0;

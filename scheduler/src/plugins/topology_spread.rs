@@ -127,6 +127,10 @@ impl Plugin for PodTopologySpread {
         Ok(())
     }
 
+    fn skip_score(&self, state: &PodState<'_>) -> bool {
+        state.spread.constraints.iter().all(|c| c.hard)
+    }
+
     fn score(&self, state: &PodState<'_>, node: &NodeInfo, _: &ClusterSnapshot) -> i64 {
         let mut total = 0i64;
         for c in state.spread.constraints.iter().filter(|c| !c.hard) {

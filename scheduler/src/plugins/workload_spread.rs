@@ -41,6 +41,10 @@ impl Plugin for WorkloadSpread {
         "WorkloadSpread"
     }
 
+    fn skip_score(&self, state: &PodState<'_>) -> bool {
+        state.workload.owner.is_none()
+    }
+
     fn score(&self, state: &PodState<'_>, node: &NodeInfo, snapshot: &ClusterSnapshot) -> i64 {
         let s = &state.workload;
         let Some(counts) = s.owner.as_deref().and_then(|o| snapshot.owner_counts(o)) else {
