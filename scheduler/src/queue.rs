@@ -88,8 +88,12 @@ impl SchedulingQueue {
         let key = pod_key(&pod);
         match self.entries.get_mut(&key) {
             Some(e) => {
+                // Our own status writes (the PodScheduled condition) must not
+                // trigger retries; a changed spec or labels may make it fit.
+                let changed =
+                    e.pod.spec != pod.spec || e.pod.metadata.labels != pod.metadata.labels;
                 e.pod = pod;
-                if let Place::Unschedulable(_) = e.place {
+                if changed && let Place::Unschedulable(_) = e.place {
                     self.unschedulable.remove(&key);
                     self.activate_or_backoff(&key, now);
                 }

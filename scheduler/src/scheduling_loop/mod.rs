@@ -101,13 +101,13 @@ async fn session<F: Future>(
     );
     let mut node_watch = Box::pin(
         client
-            .watch(Kind::Node, &all, node_rv)
+            .watch(Kind::Node, &all, Some(node_rv))
             .await
             .map_err(api(Kind::Node))?,
     );
     let mut pod_watch = Box::pin(
         client
-            .watch(Kind::Pod, &all, pod_rv)
+            .watch(Kind::Pod, &all, Some(pod_rv))
             .await
             .map_err(api(Kind::Pod))?,
     );
