@@ -336,4 +336,22 @@ mod tests {
         assert_eq!(p.metadata.labels.get("v").map(String::as_str), Some("2"));
         assert!(q.pop(t).is_none(), "no duplicate");
     }
+
+    #[test]
+    fn status_only_updates_do_not_retry_but_spec_changes_do() {
+        let t = Instant::now();
+        let mut q = queue();
+        q.add(PodBuilder::new("p").build(), t);
+        let _ = q.pop(t);
+        q.requeue_unschedulable("default/p", t);
+        let mut with_status = PodBuilder::new("p").build();
+        with_status.status = Some(Default::default());
+        q.add(with_status, t + 5 * S);
+        assert!(
+            q.pop(t + 5 * S).is_none(),
+            "our own condition write is not a reason to retry"
+        );
+        q.add(PodBuilder::new("p").requests(10, 0).build(), t + 5 * S);
+        assert_eq!(name(q.pop(t + 5 * S)), Some("p".into()));
+    }
 }
