@@ -23,8 +23,8 @@ fn env_or(name: &str, default: usize) -> usize {
 }
 
 fn pods(count: usize) -> Vec<Pod> {
-    let cpus = [50, 100, 150, 200];
-    let mems = [128 * MI, 256 * MI, 512 * MI, 768 * MI];
+    let cpus = [50, 100, 100, 150];
+    let mems = [128 * MI, 256 * MI, 512 * MI, 640 * MI];
     (0..count)
         .map(|i| {
             let w = i / REPLICAS;

@@ -5,7 +5,7 @@
 use drover_proto::types::Pod;
 
 use crate::framework::{MAX_NODE_SCORE, Plugin, PodState};
-use crate::snapshot::{ClusterSnapshot, NodeInfo, OwnerCounts, ZONE_LABEL};
+use crate::snapshot::{ClusterSnapshot, NodeInfo, OwnerCounts};
 
 #[derive(Debug, Default)]
 pub struct State {
@@ -63,9 +63,9 @@ impl Plugin for WorkloadSpread {
             .copied()
             .map_or(0, i64::from);
         let node_score = fraction_free(s.max_per_node, on_node);
-        match node.label(ZONE_LABEL) {
+        match node.zone {
             Some(zone) if s.max_per_zone > 0 => {
-                let in_zone = counts.per_zone.get(zone).copied().map_or(0, i64::from);
+                let in_zone = counts.per_zone.get(&zone).copied().map_or(0, i64::from);
                 (node_score + 2 * fraction_free(s.max_per_zone, in_zone)) / 3
             }
             _ => node_score,

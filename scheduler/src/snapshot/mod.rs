@@ -4,16 +4,18 @@
 //! incrementally from watch events and by "assume" at bind time; never rebuilt.
 
 mod anti_terms;
+pub mod fast_hash;
 mod node_info;
 mod pod_info;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use drover_proto::selector::{LabelSelector, Selector};
 use drover_proto::types::{Node, Pod};
 
 use anti_terms::AntiTermRegistry;
 pub(crate) use anti_terms::ExistingTerm;
+use fast_hash::{FastMap, FastSet};
 pub use node_info::{HOSTNAME_LABEL, NodeFacts, NodeInfo, ZONE_LABEL, normalize_image};
 pub(crate) use pod_info::resolve_namespaces;
 pub use pod_info::{PodInfo, pod_key};
@@ -21,11 +23,11 @@ pub use pod_info::{PodInfo, pod_key};
 /// Where a workload's (one owner's) replicas run.
 #[derive(Debug, Default)]
 pub(crate) struct OwnerCounts {
-    pub per_node: HashMap<u32, u32>,
-    pub per_zone: HashMap<String, u32>,
+    pub per_node: FastMap<u32, u32>,
+    pub per_zone: FastMap<u32, u32>,
 }
 
-type LabelIndex = HashMap<String, HashMap<String, HashMap<String, HashSet<u32>>>>;
+type LabelIndex = HashMap<String, HashMap<String, HashMap<String, FastSet<u32>>>>;
 
 /// Incrementally maintained cluster state that [`crate::schedule`] reads.
 #[derive(Debug, Default)]
@@ -38,7 +40,7 @@ pub struct ClusterSnapshot {
     pods: Vec<Option<PodInfo>>,
     free_pod_slots: Vec<u32>,
     pod_ids: HashMap<String, u32>,
-    namespace_pods: HashMap<String, HashSet<u32>>,
+    namespace_pods: HashMap<String, FastSet<u32>>,
     /// namespace → label key → value → pods.
     label_index: LabelIndex,
     /// Topology key → value → number of nodes in that domain.
@@ -47,6 +49,8 @@ pub struct ClusterSnapshot {
     image_nodes: HashMap<String, u32>,
     owners: HashMap<String, OwnerCounts>,
     anti_terms: AntiTermRegistry,
+    /// Zone label value → interned id (never shrinks: zones are few).
+    zone_ids: HashMap<String, u32>,
 }
 
 impl ClusterSnapshot {
@@ -134,7 +138,7 @@ impl ClusterSnapshot {
                         .and_then(|m| m.get(k))
                         .and_then(|m| m.get(v))
                 })
-                .min_by_key(|b| b.map_or(0, HashSet::len));
+                .min_by_key(|b| b.map_or(0, |s| s.len()));
             let ids = match bucket {
                 Some(Some(ids)) => ids,
                 Some(None) => continue,
@@ -171,8 +175,10 @@ impl ClusterSnapshot {
             // recomputed under the new labels: detach the pods, then reattach.
             let ids = info.pods.clone();
             let detached: Vec<PodInfo> = ids.iter().filter_map(|&id| self.detach(id)).collect();
+            let zone = self.intern_zone(&facts);
             if let Some(info) = self.nodes.get_mut(slot as usize).and_then(Option::as_mut) {
                 info.facts = Some(facts);
+                info.zone = zone;
             }
             for p in detached {
                 self.attach(p);
@@ -186,6 +192,12 @@ impl ClusterSnapshot {
             info.order_pos = Some(self.order.len());
             self.order.push(slot);
         }
+    }
+
+    fn intern_zone(&mut self, facts: &NodeFacts) -> Option<u32> {
+        let zone = facts.labels.get(ZONE_LABEL)?;
+        let next = self.zone_ids.len() as u32;
+        Some(*self.zone_ids.entry(zone.clone()).or_insert(next))
     }
 
     /// Removes a node; its pods stay accounted on a placeholder until they go.
@@ -207,10 +219,17 @@ impl ClusterSnapshot {
         let Some(info) = self.nodes.get_mut(slot as usize).and_then(Option::as_mut) else {
             return;
         };
-        if let Some(old) = info.facts.take() {
-            unindex_node_facts(&mut self.topology, &mut self.image_nodes, &old);
+        if info.facts.is_some() {
+            // Detach while the node's labels are still known, so domain
+            // counts are decremented where they were incremented.
             let ids = info.pods.clone();
             let detached: Vec<PodInfo> = ids.iter().filter_map(|&id| self.detach(id)).collect();
+            if let Some(info) = self.nodes.get_mut(slot as usize).and_then(Option::as_mut)
+                && let Some(old) = info.facts.take()
+            {
+                info.zone = None;
+                unindex_node_facts(&mut self.topology, &mut self.image_nodes, &old);
+            }
             for p in detached {
                 self.attach(p);
             }
@@ -305,7 +324,7 @@ impl ClusterSnapshot {
         node.non_zero_requested.add(info.non_zero_requests);
         node.pods.push(id);
         let labels = node.facts.as_ref().map(|f| &f.labels);
-        let zone = labels.and_then(|l| l.get(ZONE_LABEL));
+        let zone = node.zone;
         info.term_ids = info
             .anti_affinity
             .iter()
@@ -320,7 +339,7 @@ impl ClusterSnapshot {
             let counts = self.owners.entry(owner.clone()).or_default();
             *counts.per_node.entry(slot).or_default() += 1;
             if let Some(z) = zone {
-                *counts.per_zone.entry(z.clone()).or_default() += 1;
+                *counts.per_zone.entry(z).or_default() += 1;
             }
         }
         self.namespace_pods
@@ -360,8 +379,8 @@ impl ClusterSnapshot {
                 && let Some(counts) = self.owners.get_mut(owner)
             {
                 decrement(&mut counts.per_node, &slot);
-                if let Some(z) = labels.and_then(|l| l.get(ZONE_LABEL)) {
-                    decrement(&mut counts.per_zone, z);
+                if let Some(z) = node.zone {
+                    decrement(&mut counts.per_zone, &z);
                 }
                 if counts.per_node.is_empty() {
                     self.owners.remove(owner);
@@ -390,10 +409,11 @@ impl ClusterSnapshot {
     }
 }
 
-fn decrement<K>(map: &mut HashMap<K::Owned, u32>, key: &K)
+fn decrement<K, S>(map: &mut HashMap<K::Owned, u32, S>, key: &K)
 where
     K: std::hash::Hash + Eq + ?Sized + ToOwned,
     K::Owned: std::hash::Hash + Eq + std::borrow::Borrow<K>,
+    S: std::hash::BuildHasher,
 {
     if let Some(c) = map.get_mut(key) {
         *c = c.saturating_sub(1);

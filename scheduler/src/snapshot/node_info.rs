@@ -23,6 +23,8 @@ pub struct NodeFacts {
     pub unschedulable: bool,
     /// `status.runtimes`; empty means an agent that predates the field (containers only).
     pub runtimes: Vec<String>,
+    offers_container: bool,
+    offers_vm: bool,
     pub allocatable: Resources,
     /// Image name → size in bytes, from `status.images`.
     pub images: HashMap<String, i64>,
@@ -35,6 +37,7 @@ impl NodeFacts {
             .entry(HOSTNAME_LABEL.to_string())
             .or_insert_with(|| node.metadata.name.clone());
         let status = node.status.as_ref();
+        let runtimes = status.map(|s| s.runtimes.clone()).unwrap_or_default();
         let images = status
             .map(|s| {
                 s.images
@@ -51,7 +54,10 @@ impl NodeFacts {
             labels,
             taints: node.spec.taints.clone(),
             unschedulable: node.spec.unschedulable,
-            runtimes: status.map(|s| s.runtimes.clone()).unwrap_or_default(),
+            runtimes: runtimes.clone(),
+            // Precomputed: the runtime filter runs on every node for every pod.
+            offers_container: runtimes.is_empty() || runtimes.iter().any(|r| r == "container"),
+            offers_vm: runtimes.iter().any(|r| r == "vm"),
             allocatable: Resources::allocatable(node),
             images,
         }
@@ -59,10 +65,10 @@ impl NodeFacts {
 
     /// Whether pods of `runtime` can run here.
     pub fn offers(&self, runtime: Runtime) -> bool {
-        if self.runtimes.is_empty() {
-            return runtime == Runtime::Container;
+        match runtime {
+            Runtime::Container => self.offers_container,
+            Runtime::Vm => self.offers_vm,
         }
-        self.runtimes.iter().any(|r| r == runtime.as_str())
     }
 }
 
@@ -84,6 +90,8 @@ pub struct NodeInfo {
     /// Index in the snapshot's node table; stable while the node exists.
     pub(crate) slot: u32,
     pub(crate) facts: Option<NodeFacts>,
+    /// Interned value of the zone label, so spreading compares integers.
+    pub(crate) zone: Option<u32>,
     /// Sum of the requests of the pods bound here.
     pub requested: Resources,
     /// Same with zero requests defaulted, for scoring.
@@ -99,6 +107,7 @@ impl NodeInfo {
             name: name.to_string(),
             slot,
             facts: None,
+            zone: None,
             requested: Resources::default(),
             non_zero_requested: Resources::default(),
             pods: Vec::new(),

@@ -56,6 +56,8 @@ fn pods_seen_before_their_node_are_kept() {
     );
     s.remove_node("late");
     assert_eq!(s.num_nodes(), 0);
+    let terms: Vec<_> = s.anti_terms.candidates(&labels).collect();
+    assert!(terms[0].domains.is_empty(), "domains released with the node's labels");
     assert!(
         s.pod("default/early").is_some(),
         "pods outlive their node until deleted"
@@ -71,12 +73,14 @@ fn label_changes_reindex_domains() {
         &[PodBuilder::new("p").owner("rs").node("n1").build()],
     );
     assert_eq!(
-        s.owner_counts("rs").and_then(|c| c.per_zone.get("a")),
+        s.owner_counts("rs")
+            .and_then(|c| c.per_zone.get(&s.zone_ids["a"])),
         Some(&1)
     );
     s.upsert_node(&NodeBuilder::new("n1").zone("b").build());
     let c = s.owner_counts("rs").expect("counts");
-    assert_eq!((c.per_zone.get("a"), c.per_zone.get("b")), (None, Some(&1)));
+    let (a, b) = (s.zone_ids["a"], s.zone_ids["b"]);
+    assert_eq!((c.per_zone.get(&a), c.per_zone.get(&b)), (None, Some(&1)));
     assert_eq!(s.domains(ZONE_LABEL).map(|d| d.len()), Some(1));
     assert_eq!(s.node("n1").map(|n| n.requested.pods), Some(1));
 }
