@@ -50,7 +50,7 @@ pub struct PodState<'a> {
     pub strategy: ScoringStrategy,
     pub node_affinity: node_affinity::State<'a>,
     pub inter_pod: inter_pod_affinity::State<'a>,
-    pub spread: topology_spread::State<'a>,
+    pub spread: topology_spread::State,
     pub workload: workload_spread::State,
     pub images: image_locality::State,
 }

@@ -2,8 +2,6 @@
 //! including the symmetric rule that a bound pod's anti-affinity repels an
 //! incoming pod it matches. Domains are computed once per pod in `State`.
 
-use std::collections::{HashMap, HashSet};
-
 use drover_proto::Resource;
 use drover_proto::selector::Selector;
 use drover_proto::types::Pod;
@@ -11,24 +9,27 @@ use drover_proto::types::pod::PodAffinityTerm;
 
 use crate::fit_error::Reason;
 use crate::framework::{Plugin, PodState};
+use crate::snapshot::fast_hash::{FastMap, FastSet};
 use crate::snapshot::{ClusterSnapshot, NodeInfo, resolve_namespaces};
 
 /// One term resolved to the topology domains holding pods it matches.
 #[derive(Debug)]
-struct TermDomains<'a> {
-    topology_key: &'a str,
-    domains: HashSet<&'a str>,
+struct TermDomains {
+    /// Interned topology key; `None` when no node has it.
+    key: Option<u32>,
+    /// Interned values of the domains holding matching pods.
+    domains: FastSet<u32>,
 }
 
 #[derive(Debug, Default)]
 pub struct State<'a> {
-    affinity: Vec<TermDomains<'a>>,
+    affinity: Vec<TermDomains>,
     /// No pod matches the affinity terms yet but the pod matches them itself:
     /// the first replica of a co-located group may go anywhere with the keys.
     affinity_self_satisfied: bool,
-    anti_affinity: Vec<TermDomains<'a>>,
+    anti_affinity: Vec<TermDomains>,
     /// Bound pods' anti-affinity terms matching this pod: key → forbidden domains.
-    existing_anti: Vec<(&'a str, &'a HashMap<String, u32>)>,
+    existing_anti: Vec<(Option<u32>, &'a FastMap<u32, u32>)>,
 }
 
 impl<'a> State<'a> {
@@ -43,7 +44,7 @@ impl<'a> State<'a> {
                         .is_some_and(|s| s.matches(&pod.metadata.labels))
                     && !t.domains.is_empty()
             })
-            .map(|t| (t.spec.topology_key.as_str(), &t.domains))
+            .map(|t| (snapshot.key_id(&t.spec.topology_key), &t.domains))
             .collect();
         let Some(affinity) = pod.spec.affinity.as_ref() else {
             return State {
@@ -56,7 +57,7 @@ impl<'a> State<'a> {
                 &a.required_during_scheduling_ignored_during_execution[..]
             })
         };
-        let resolve = |terms: &'a [PodAffinityTerm]| -> Vec<(TermDomains<'a>, bool)> {
+        let resolve = |terms: &'a [PodAffinityTerm]| -> Vec<(TermDomains, bool)> {
             terms
                 .iter()
                 .map(|t| resolve_term(t, pod, snapshot))
@@ -78,36 +79,28 @@ impl<'a> State<'a> {
 }
 
 /// The domains of pods matching `term`, and whether `pod` matches it itself.
-fn resolve_term<'a>(
-    term: &'a PodAffinityTerm,
+fn resolve_term(
+    term: &PodAffinityTerm,
     pod: &Pod,
-    snapshot: &'a ClusterSnapshot,
-) -> (TermDomains<'a>, bool) {
+    snapshot: &ClusterSnapshot,
+) -> (TermDomains, bool) {
     let namespaces = resolve_namespaces(&term.namespaces, pod.namespace());
     let label_selector = term.label_selector.clone().unwrap_or_default();
-    let mut domains = HashSet::new();
+    let key = snapshot.key_id(&term.topology_key);
+    let mut domains = FastSet::default();
     let mut self_match = false;
     // An invalid selector matches nothing (validation should have refused it).
     if let Ok(selector) = Selector::from_label_selector(&label_selector) {
         self_match = namespaces.iter().any(|n| n == pod.namespace())
             && selector.matches(&pod.metadata.labels);
         snapshot.for_each_matching_pod(&namespaces, &label_selector, &selector, |p| {
-            if let Some(v) = snapshot
-                .node_at(p.node_slot)
-                .and_then(|n| n.label(&term.topology_key))
-            {
+            if let Some(v) = snapshot.node_at(p.node_slot).and_then(|n| n.label_id(key)) {
                 domains.insert(v);
             }
         });
     }
     let domains = domains;
-    (
-        TermDomains {
-            topology_key: &term.topology_key,
-            domains,
-        },
-        self_match,
-    )
+    (TermDomains { key, domains }, self_match)
 }
 
 pub struct InterPodAffinity;
@@ -120,22 +113,22 @@ impl Plugin for InterPodAffinity {
     fn filter(&self, state: &PodState<'_>, node: &NodeInfo) -> Result<(), Reason> {
         let s = &state.inter_pod;
         for (key, domains) in &s.existing_anti {
-            if node.label(key).is_some_and(|v| domains.contains_key(v)) {
+            if node
+                .label_id(*key)
+                .is_some_and(|v| domains.contains_key(&v))
+            {
                 return Err(Reason::ExistingPodsAntiAffinity);
             }
         }
         for t in &s.anti_affinity {
-            if node
-                .label(t.topology_key)
-                .is_some_and(|v| t.domains.contains(v))
-            {
+            if node.label_id(t.key).is_some_and(|v| t.domains.contains(&v)) {
                 return Err(Reason::PodAntiAffinity);
             }
         }
         for t in &s.affinity {
-            let ok = match node.label(t.topology_key) {
+            let ok = match node.label_id(t.key) {
                 None => false,
-                Some(v) => s.affinity_self_satisfied || t.domains.contains(v),
+                Some(v) => s.affinity_self_satisfied || t.domains.contains(&v),
             };
             if !ok {
                 return Err(Reason::PodAffinity);

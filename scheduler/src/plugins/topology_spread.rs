@@ -4,7 +4,7 @@
 //! constraints only prefer the less loaded domains. Domains are the values of
 //! `topologyKey` on the nodes the pod may use (its nodeSelector/affinity).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use drover_proto::Resource;
 use drover_proto::selector::Selector;
@@ -14,15 +14,17 @@ use drover_proto::types::pod::{TopologySpreadConstraint, WhenUnsatisfiable};
 use crate::fit_error::Reason;
 use crate::framework::{MAX_NODE_SCORE, Plugin, PodState};
 use crate::plugins::node_affinity;
+use crate::snapshot::fast_hash::{FastMap, FastSet};
 use crate::snapshot::{ClusterSnapshot, NodeInfo};
 
 #[derive(Debug)]
-struct Constraint<'a> {
-    topology_key: &'a str,
+struct Constraint {
+    /// Interned topology key; `None` when no node has it.
+    key: Option<u32>,
     max_skew: i64,
     hard: bool,
-    /// Matching pods per domain (domains with none are absent).
-    counts: HashMap<&'a str, i64>,
+    /// Matching pods per interned domain value (domains with none are absent).
+    counts: FastMap<u32, i64>,
     /// Matching pods in the least loaded eligible domain.
     min: i64,
     /// 1 when the pod matches its own selector (placing it adds to the count).
@@ -30,16 +32,16 @@ struct Constraint<'a> {
 }
 
 #[derive(Debug, Default)]
-pub struct State<'a> {
-    constraints: Vec<Constraint<'a>>,
+pub struct State {
+    constraints: Vec<Constraint>,
 }
 
-impl<'a> State<'a> {
+impl State {
     pub fn new(
-        pod: &'a Pod,
-        snapshot: &'a ClusterSnapshot,
-        placement: &node_affinity::State<'a>,
-    ) -> State<'a> {
+        pod: &Pod,
+        snapshot: &ClusterSnapshot,
+        placement: &node_affinity::State<'_>,
+    ) -> State {
         let constraints = pod
             .spec
             .topology_spread_constraints
@@ -50,26 +52,26 @@ impl<'a> State<'a> {
     }
 }
 
-fn constraint<'a>(
-    c: &'a TopologySpreadConstraint,
-    pod: &'a Pod,
-    snapshot: &'a ClusterSnapshot,
-    placement: &node_affinity::State<'a>,
-) -> Constraint<'a> {
-    let key = c.topology_key.as_str();
+fn constraint(
+    c: &TopologySpreadConstraint,
+    pod: &Pod,
+    snapshot: &ClusterSnapshot,
+    placement: &node_affinity::State<'_>,
+) -> Constraint {
+    let key = snapshot.key_id(&c.topology_key);
     let restrictive = placement.is_restrictive();
     // Eligible domains: every domain of the key, or those of the nodes the pod may use.
     let total_domains = if restrictive {
         snapshot
             .nodes()
             .filter(|n| placement.matches(n))
-            .filter_map(|n| n.label(key))
-            .collect::<HashSet<_>>()
+            .filter_map(|n| n.label_id(key))
+            .collect::<FastSet<_>>()
             .len()
     } else {
-        snapshot.domains(key).map_or(0, HashMap::len)
+        snapshot.domains(&c.topology_key).map_or(0, HashMap::len)
     };
-    let mut counts: HashMap<&'a str, i64> = HashMap::new();
+    let mut counts: FastMap<u32, i64> = FastMap::default();
     let mut self_match = 0;
     // A constraint without a selector matches no pods, as in Kubernetes.
     if let Some(ls) = &c.label_selector
@@ -84,7 +86,7 @@ fn constraint<'a>(
             if restrictive && !placement.matches(node) {
                 return;
             }
-            if let Some(v) = node.label(key) {
+            if let Some(v) = node.label_id(key) {
                 *counts.entry(v).or_default() += 1;
             }
         });
@@ -95,7 +97,7 @@ fn constraint<'a>(
         counts.values().copied().min().unwrap_or(0)
     };
     Constraint {
-        topology_key: key,
+        key,
         max_skew: i64::from(c.max_skew.max(1)),
         hard: c.when_unsatisfiable == WhenUnsatisfiable::DoNotSchedule,
         counts,
@@ -116,10 +118,10 @@ impl Plugin for PodTopologySpread {
 
     fn filter(&self, state: &PodState<'_>, node: &NodeInfo) -> Result<(), Reason> {
         for c in state.spread.constraints.iter().filter(|c| c.hard) {
-            let Some(v) = node.label(c.topology_key) else {
+            let Some(v) = node.label_id(c.key) else {
                 return Err(Reason::TopologySpreadMissingLabel);
             };
-            let count = c.counts.get(v).copied().unwrap_or(0);
+            let count = c.counts.get(&v).copied().unwrap_or(0);
             if count + c.self_match - c.min > c.max_skew {
                 return Err(Reason::TopologySpread);
             }
@@ -134,9 +136,9 @@ impl Plugin for PodTopologySpread {
     fn score(&self, state: &PodState<'_>, node: &NodeInfo, _: &ClusterSnapshot) -> i64 {
         let mut total = 0i64;
         for c in state.spread.constraints.iter().filter(|c| !c.hard) {
-            match node.label(c.topology_key) {
+            match node.label_id(c.key) {
                 None => return MISSING,
-                Some(v) => total += c.counts.get(v).copied().unwrap_or(0),
+                Some(v) => total += c.counts.get(&v).copied().unwrap_or(0),
             }
         }
         total

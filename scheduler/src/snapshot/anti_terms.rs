@@ -7,6 +7,8 @@ use std::collections::HashMap;
 
 use drover_proto::selector::Selector;
 
+use super::fast_hash::FastMap;
+
 use super::pod_info::TermSpec;
 
 /// One distinct term and where its carriers run.
@@ -15,8 +17,8 @@ pub(crate) struct ExistingTerm {
     pub spec: TermSpec,
     /// `None` when the selector is invalid: such a term matches nothing.
     pub selector: Option<Selector>,
-    /// Topology value → number of carrier pods in that domain.
-    pub domains: HashMap<String, u32>,
+    /// Interned topology value → number of carrier pods in that domain.
+    pub domains: FastMap<u32, u32>,
     refs: u32,
     canonical: String,
     index_pair: Option<(String, String)>,
@@ -33,7 +35,7 @@ pub(crate) struct AntiTermRegistry {
 
 impl AntiTermRegistry {
     /// Adds a carrier of `spec` in domain `domain` (None: its node lacks the key).
-    pub fn add(&mut self, spec: &TermSpec, domain: Option<&str>) -> u32 {
+    pub fn add(&mut self, spec: &TermSpec, domain: Option<u32>) -> u32 {
         let canonical = format!(
             "{:?}|{}|{:?}",
             spec.namespaces, spec.topology_key, spec.label_selector
@@ -45,7 +47,7 @@ impl AntiTermRegistry {
         if let Some(Some(term)) = self.terms.get_mut(id as usize) {
             term.refs += 1;
             if let Some(d) = domain {
-                *term.domains.entry(d.to_string()).or_default() += 1;
+                *term.domains.entry(d).or_default() += 1;
             }
         }
         id
@@ -61,7 +63,7 @@ impl AntiTermRegistry {
         let term = ExistingTerm {
             spec: spec.clone(),
             selector: Selector::from_label_selector(&spec.label_selector).ok(),
-            domains: HashMap::new(),
+            domains: FastMap::default(),
             refs: 0,
             canonical: canonical.clone(),
             index_pair: index_pair.clone(),
@@ -91,18 +93,18 @@ impl AntiTermRegistry {
     }
 
     /// Removes a carrier added with the same `domain`.
-    pub fn remove(&mut self, id: u32, domain: Option<&str>) {
+    pub fn remove(&mut self, id: u32, domain: Option<u32>) {
         let Some(slot) = self.terms.get_mut(id as usize) else {
             return;
         };
         let Some(term) = slot.as_mut() else { return };
         term.refs = term.refs.saturating_sub(1);
         if let Some(d) = domain
-            && let Some(c) = term.domains.get_mut(d)
+            && let Some(c) = term.domains.get_mut(&d)
         {
             *c = c.saturating_sub(1);
             if *c == 0 {
-                term.domains.remove(d);
+                term.domains.remove(&d);
             }
         }
         if term.refs > 0 {

@@ -51,6 +51,10 @@ pub struct ClusterSnapshot {
     anti_terms: AntiTermRegistry,
     /// Zone label value → interned id (never shrinks: zones are few).
     zone_ids: HashMap<String, u32>,
+    /// Node label keys and values → interned ids (never shrink: node labels
+    /// are few distinct strings).
+    label_keys: HashMap<String, u32>,
+    label_values: HashMap<String, u32>,
 }
 
 impl ClusterSnapshot {
@@ -176,9 +180,11 @@ impl ClusterSnapshot {
             let ids = info.pods.clone();
             let detached: Vec<PodInfo> = ids.iter().filter_map(|&id| self.detach(id)).collect();
             let zone = self.intern_zone(&facts);
+            let label_ids = self.intern_labels(&facts);
             if let Some(info) = self.nodes.get_mut(slot as usize).and_then(Option::as_mut) {
                 info.facts = Some(facts);
                 info.zone = zone;
+                info.label_ids = label_ids;
             }
             for p in detached {
                 self.attach(p);
@@ -192,6 +198,29 @@ impl ClusterSnapshot {
             info.order_pos = Some(self.order.len());
             self.order.push(slot);
         }
+    }
+
+    /// The interned id of a label key, if any node ever had it.
+    pub(crate) fn key_id(&self, key: &str) -> Option<u32> {
+        self.label_keys.get(key).copied()
+    }
+
+    /// The interned id of a label value, if any node ever had it.
+    #[cfg(test)]
+    pub(crate) fn value_id(&self, value: &str) -> Option<u32> {
+        self.label_values.get(value).copied()
+    }
+
+    fn intern_labels(&mut self, facts: &NodeFacts) -> Vec<(u32, u32)> {
+        let mut ids = Vec::with_capacity(facts.labels.len());
+        for (k, v) in &facts.labels {
+            let next = self.label_keys.len() as u32;
+            let k = *self.label_keys.entry(k.clone()).or_insert(next);
+            let next = self.label_values.len() as u32;
+            let v = *self.label_values.entry(v.clone()).or_insert(next);
+            ids.push((k, v));
+        }
+        ids
     }
 
     fn intern_zone(&mut self, facts: &NodeFacts) -> Option<u32> {
@@ -228,6 +257,7 @@ impl ClusterSnapshot {
                 && let Some(old) = info.facts.take()
             {
                 info.zone = None;
+                info.label_ids.clear();
                 unindex_node_facts(&mut self.topology, &mut self.image_nodes, &old);
             }
             for p in detached {
@@ -301,6 +331,11 @@ impl ClusterSnapshot {
     /// Puts a pod into every index (a new id if it has none yet).
     fn attach(&mut self, mut info: PodInfo) {
         let slot = self.node_slot(&info.node_name);
+        let term_keys: Vec<Option<u32>> = info
+            .anti_affinity
+            .iter()
+            .map(|t| self.key_id(&t.topology_key))
+            .collect();
         info.node_slot = slot;
         let key = info.key();
         let id = match self.pod_ids.get(&key) {
@@ -323,17 +358,12 @@ impl ClusterSnapshot {
         node.requested.add(info.requests);
         node.non_zero_requested.add(info.non_zero_requests);
         node.pods.push(id);
-        let labels = node.facts.as_ref().map(|f| &f.labels);
         let zone = node.zone;
         info.term_ids = info
             .anti_affinity
             .iter()
-            .map(|t| {
-                let domain = labels
-                    .and_then(|l| l.get(&t.topology_key))
-                    .map(String::as_str);
-                self.anti_terms.add(t, domain)
-            })
+            .zip(&term_keys)
+            .map(|(t, &key)| self.anti_terms.add(t, node.label_id(key)))
             .collect();
         if let Some(owner) = &info.owner {
             let counts = self.owners.entry(owner.clone()).or_default();
@@ -361,6 +391,11 @@ impl ClusterSnapshot {
     /// Takes a pod out of every index; keeps its id reserved in `pod_ids`.
     fn detach(&mut self, id: u32) -> Option<PodInfo> {
         let info = self.pods.get_mut(id as usize)?.take()?;
+        let term_keys: Vec<Option<u32>> = info
+            .anti_affinity
+            .iter()
+            .map(|t| self.key_id(&t.topology_key))
+            .collect();
         let slot = info.node_slot;
         if let Some(node) = self.nodes.get_mut(slot as usize).and_then(Option::as_mut) {
             node.requested.sub(info.requests);
@@ -368,12 +403,8 @@ impl ClusterSnapshot {
             if let Some(pos) = node.pods.iter().position(|&p| p == id) {
                 node.pods.swap_remove(pos);
             }
-            let labels = node.facts.as_ref().map(|f| &f.labels);
-            for (t, &tid) in info.anti_affinity.iter().zip(&info.term_ids) {
-                let domain = labels
-                    .and_then(|l| l.get(&t.topology_key))
-                    .map(String::as_str);
-                self.anti_terms.remove(tid, domain);
+            for (&key, &tid) in term_keys.iter().zip(&info.term_ids) {
+                self.anti_terms.remove(tid, node.label_id(key));
             }
             if let Some(owner) = &info.owner
                 && let Some(counts) = self.owners.get_mut(owner)

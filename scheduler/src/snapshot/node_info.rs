@@ -92,6 +92,9 @@ pub struct NodeInfo {
     pub(crate) facts: Option<NodeFacts>,
     /// Interned value of the zone label, so spreading compares integers.
     pub(crate) zone: Option<u32>,
+    /// (key id, value id) of every label, interned by the snapshot so the
+    /// topology filters compare integers instead of strings.
+    pub(crate) label_ids: Vec<(u32, u32)>,
     /// Sum of the requests of the pods bound here.
     pub requested: Resources,
     /// Same with zero requests defaulted, for scoring.
@@ -108,6 +111,7 @@ impl NodeInfo {
             slot,
             facts: None,
             zone: None,
+            label_ids: Vec::new(),
             requested: Resources::default(),
             non_zero_requested: Resources::default(),
             pods: Vec::new(),
@@ -129,6 +133,15 @@ impl NodeInfo {
 
     pub fn label(&self, key: &str) -> Option<&str> {
         self.facts.as_ref()?.labels.get(key).map(String::as_str)
+    }
+
+    /// The interned value of the label with interned key `key`.
+    pub fn label_id(&self, key: Option<u32>) -> Option<u32> {
+        let key = key?;
+        self.label_ids
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
     }
 
     pub fn labels(&self) -> Option<&BTreeMap<String, String>> {

@@ -50,14 +50,17 @@ fn pods_seen_before_their_node_are_kept() {
     let terms: Vec<_> = s.anti_terms.candidates(&labels).collect();
     assert_eq!(terms.len(), 1);
     assert_eq!(
-        terms[0].domains.get("z1"),
+        terms[0].domains.get(&s.value_id("z1").unwrap_or(u32::MAX)),
         Some(&1),
         "domain counted once the node's labels are known"
     );
     s.remove_node("late");
     assert_eq!(s.num_nodes(), 0);
     let terms: Vec<_> = s.anti_terms.candidates(&labels).collect();
-    assert!(terms[0].domains.is_empty(), "domains released with the node's labels");
+    assert!(
+        terms[0].domains.is_empty(),
+        "domains released with the node's labels"
+    );
     assert!(
         s.pod("default/early").is_some(),
         "pods outlive their node until deleted"
