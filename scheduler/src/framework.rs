@@ -20,6 +20,12 @@ pub const MAX_NODE_SCORE: i64 = 100;
 pub trait Plugin: Send + Sync {
     fn name(&self) -> &'static str;
 
+    /// Whether this filter passes every node for this pod, so the hot loop
+    /// can leave it out (kube-scheduler's PreFilter `Skip`).
+    fn skip_filter(&self, _state: &PodState<'_>) -> bool {
+        false
+    }
+
     /// `Err` when the pod cannot run on `node`.
     fn filter(&self, _state: &PodState<'_>, _node: &NodeInfo) -> Result<(), Reason> {
         Ok(())
@@ -51,7 +57,7 @@ pub struct PodState<'a> {
     pub node_affinity: node_affinity::State<'a>,
     pub inter_pod: inter_pod_affinity::State<'a>,
     pub spread: topology_spread::State,
-    pub workload: workload_spread::State,
+    pub workload: workload_spread::State<'a>,
     pub images: image_locality::State,
 }
 

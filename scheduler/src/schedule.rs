@@ -49,6 +49,12 @@ impl Scheduler {
         let seed = seed_of(pod);
         let want = self.config.num_feasible_nodes_to_find(n);
         let mut feasible: Vec<&NodeInfo> = Vec::with_capacity(want.min(n));
+        let filters: Vec<&dyn Plugin> = self
+            .filters
+            .iter()
+            .filter(|f| !f.skip_filter(&state))
+            .map(|f| f.as_ref())
+            .collect();
         // Start at a pod-specific offset so sampled searches cover all nodes.
         let start = if n == 0 {
             0
@@ -60,7 +66,7 @@ impl Scheduler {
             let Some(node) = snapshot.node_at(slot) else {
                 continue;
             };
-            if self.first_failure(&state, node).is_none() {
+            if filters.iter().all(|f| f.filter(&state, node).is_ok()) {
                 feasible.push(node);
                 if feasible.len() >= want {
                     break;

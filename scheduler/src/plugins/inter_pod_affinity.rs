@@ -110,6 +110,11 @@ impl Plugin for InterPodAffinity {
         "InterPodAffinity"
     }
 
+    fn skip_filter(&self, state: &PodState<'_>) -> bool {
+        let s = &state.inter_pod;
+        s.affinity.is_empty() && s.anti_affinity.is_empty() && s.existing_anti.is_empty()
+    }
+
     fn filter(&self, state: &PodState<'_>, node: &NodeInfo) -> Result<(), Reason> {
         let s = &state.inter_pod;
         for (key, domains) in &s.existing_anti {

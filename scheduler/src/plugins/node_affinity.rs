@@ -112,6 +112,10 @@ impl Plugin for NodeAffinity {
         "NodeAffinity"
     }
 
+    fn skip_filter(&self, state: &PodState<'_>) -> bool {
+        !state.node_affinity.is_restrictive()
+    }
+
     fn filter(&self, state: &PodState<'_>, node: &NodeInfo) -> Result<(), Reason> {
         if state.node_affinity.matches(node) {
             Ok(())

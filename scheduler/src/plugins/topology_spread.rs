@@ -116,6 +116,10 @@ impl Plugin for PodTopologySpread {
         "PodTopologySpread"
     }
 
+    fn skip_filter(&self, state: &PodState<'_>) -> bool {
+        state.spread.constraints.iter().all(|c| !c.hard)
+    }
+
     fn filter(&self, state: &PodState<'_>, node: &NodeInfo) -> Result<(), Reason> {
         for c in state.spread.constraints.iter().filter(|c| c.hard) {
             let Some(v) = node.label_id(c.key) else {

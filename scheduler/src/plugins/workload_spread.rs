@@ -8,18 +8,21 @@ use crate::framework::{MAX_NODE_SCORE, Plugin, PodState};
 use crate::snapshot::{ClusterSnapshot, NodeInfo, OwnerCounts};
 
 #[derive(Debug, Default)]
-pub struct State {
-    owner: Option<String>,
+pub struct State<'a> {
+    /// Whether the pod belongs to a workload at all.
+    owned: bool,
+    /// Where the workload's replicas run, resolved once per pod (not per node).
+    counts: Option<&'a OwnerCounts>,
     max_per_node: i64,
     max_per_zone: i64,
 }
 
-impl State {
-    pub fn new(pod: &Pod, snapshot: &ClusterSnapshot) -> State {
-        let Some(owner) = pod.metadata.controller_ref().map(|r| r.uid.clone()) else {
+impl<'a> State<'a> {
+    pub fn new(pod: &Pod, snapshot: &'a ClusterSnapshot) -> State<'a> {
+        let Some(owner) = pod.metadata.controller_ref() else {
             return State::default();
         };
-        let counts = snapshot.owner_counts(&owner);
+        let counts = snapshot.owner_counts(&owner.uid);
         let max_of = |c: &OwnerCounts| {
             let node = c.per_node.values().copied().max().unwrap_or(0);
             let zone = c.per_zone.values().copied().max().unwrap_or(0);
@@ -27,9 +30,10 @@ impl State {
         };
         let (max_per_node, max_per_zone) = counts.map_or((0, 0), max_of);
         State {
+            owned: true,
+            counts,
             max_per_node,
             max_per_zone,
-            owner: Some(owner),
         }
     }
 }
@@ -42,12 +46,12 @@ impl Plugin for WorkloadSpread {
     }
 
     fn skip_score(&self, state: &PodState<'_>) -> bool {
-        state.workload.owner.is_none()
+        !state.workload.owned
     }
 
-    fn score(&self, state: &PodState<'_>, node: &NodeInfo, snapshot: &ClusterSnapshot) -> i64 {
+    fn score(&self, state: &PodState<'_>, node: &NodeInfo, _: &ClusterSnapshot) -> i64 {
         let s = &state.workload;
-        let Some(counts) = s.owner.as_deref().and_then(|o| snapshot.owner_counts(o)) else {
+        let Some(counts) = s.counts else {
             return MAX_NODE_SCORE;
         };
         let fraction_free = |max: i64, count: i64| {
