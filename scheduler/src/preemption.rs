@@ -40,8 +40,13 @@ pub fn find_preemption(
     pod: &Pod,
     snapshot: &ClusterSnapshot,
 ) -> Option<Preemption> {
-    let state = PodState::new(pod, snapshot, scheduler.config().scoring_strategy);
     let priority = pod.spec.priority.unwrap_or(0);
+    if victims_still_terminating(pod, priority, snapshot) {
+        // An earlier preemption is still freeing the nominated node: wait for
+        // it rather than evict more pods (kube-scheduler's PodEligibleToPreemptOthers).
+        return None;
+    }
+    let state = PodState::new(pod, snapshot, scheduler.config().scoring_strategy);
     let mut best: Option<Candidate<'_>> = None;
     for node in snapshot.nodes() {
         if !scheduler.passes_except_resources(&state, node) {
@@ -77,6 +82,20 @@ pub fn find_preemption(
             })
             .collect(),
     })
+}
+
+/// Whether `pod` was nominated to a node where lower-priority pods are still terminating.
+fn victims_still_terminating(pod: &Pod, priority: i32, snapshot: &ClusterSnapshot) -> bool {
+    let nominated = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.nominated_node_name.as_deref());
+    let Some(node) = nominated.and_then(|n| snapshot.node(n)) else {
+        return false;
+    };
+    snapshot
+        .pods_on(node)
+        .any(|p| p.terminating && p.priority < priority)
 }
 
 /// The minimal victims on `node`: evict every lower-priority pod, then
@@ -218,5 +237,37 @@ mod tests {
         let pod = PodBuilder::new("p").requests(2000, GI).priority(10).build();
         let p = find_preemption(&s, &pod, &snap).expect("preemption");
         assert_eq!((p.node.as_str(), names(&p)), ("ok", vec!["b"]));
+    }
+
+    #[test]
+    fn waits_for_earlier_victims_to_terminate() {
+        let s = Scheduler::new(SchedulerConfig::default());
+        let mut dying = PodBuilder::new("dying")
+            .requests(2000, GI)
+            .priority(0)
+            .node("n1")
+            .build();
+        dying.metadata.deletion_timestamp = Some(drover_proto::Time::default());
+        let snap = snapshot(
+            &[NodeBuilder::new("n1").build()],
+            &[
+                dying,
+                PodBuilder::new("other")
+                    .requests(1500, GI)
+                    .priority(0)
+                    .node("n1")
+                    .build(),
+            ],
+        );
+        let mut pod = PodBuilder::new("p").requests(2000, GI).priority(10).build();
+        assert!(
+            find_preemption(&s, &pod, &snap).is_some(),
+            "not nominated yet: may preempt"
+        );
+        pod.status = Some(drover_proto::types::pod::PodStatus {
+            nominated_node_name: Some("n1".into()),
+            ..Default::default()
+        });
+        assert_eq!(find_preemption(&s, &pod, &snap), None);
     }
 }
