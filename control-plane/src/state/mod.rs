@@ -336,12 +336,12 @@ impl StateMachine {
         Ok(self.put(kind, key, new, changes))
     }
 
-    fn update(
-        &mut self,
+    /// The stored version of `object`, checked against the precondition.
+    fn stored_for(
+        &self,
         object: &Object,
         precondition: Option<u64>,
-        changes: &mut Vec<Arc<Change>>,
-    ) -> Result<Arc<Object>, ApplyError> {
+    ) -> Result<(Kind, String, Arc<Object>), ApplyError> {
         let (kind, ns) = Self::placement(object)?;
         let key = object_key(kind, ns.as_deref().unwrap_or(""), &object.metadata.name);
         let existing = self
@@ -350,6 +350,16 @@ impl StateMachine {
             .cloned()
             .ok_or_else(|| Self::not_found(kind, &object.metadata.name))?;
         Self::check_precondition(&existing, kind, precondition)?;
+        Ok((kind, key, existing))
+    }
+
+    fn update(
+        &mut self,
+        object: &Object,
+        precondition: Option<u64>,
+        changes: &mut Vec<Arc<Change>>,
+    ) -> Result<Arc<Object>, ApplyError> {
+        let (kind, key, existing) = self.stored_for(object, precondition)?;
 
         let mut new = object.clone();
         let (m, old) = (&mut new.metadata, &existing.metadata);
@@ -386,14 +396,7 @@ impl StateMachine {
         precondition: Option<u64>,
         changes: &mut Vec<Arc<Change>>,
     ) -> Result<Arc<Object>, ApplyError> {
-        let (kind, ns) = Self::placement(object)?;
-        let key = object_key(kind, ns.as_deref().unwrap_or(""), &object.metadata.name);
-        let existing = self
-            .objects
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| Self::not_found(kind, &object.metadata.name))?;
-        Self::check_precondition(&existing, kind, precondition)?;
+        let (kind, key, existing) = self.stored_for(object, precondition)?;
         let mut new = (*existing).clone();
         match object.body.get("status") {
             Some(s) => new.body.insert("status".into(), s.clone()),

@@ -311,8 +311,15 @@ fn frames_round_trip_between_tap_and_guest() {
     assert_eq!(console.text(), "ready\nrx ok\ntx ok\n");
     let pong = pong.expect("host saw the guest's reply on the tap");
     assert_eq!(&pong[6..12], &GUEST_MAC);
-    // The VM owned the only fd: the tap is gone with it.
+    // The VM owned the only fd: the tap is gone with it. Another test in this
+    // process may fork (seccomp child) while the fd is open and hold a copy
+    // briefly, so wait for it with a deadline.
     let cname = CString::new(tap).unwrap();
+    let gone_by = Instant::now() + Duration::from_secs(10);
+    // SAFETY: valid C string.
+    while unsafe { libc::if_nametoindex(cname.as_ptr()) } != 0 && Instant::now() < gone_by {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // SAFETY: valid C string.
     assert_eq!(
         unsafe { libc::if_nametoindex(cname.as_ptr()) },
