@@ -1,5 +1,6 @@
 //! One module per verb.
 
+pub mod agent;
 pub mod apply;
 pub mod delete;
 pub mod describe;
