@@ -45,6 +45,8 @@ enum Command {
     Dev(cmd::dev::DevArgs),
     /// Run the node agent (or a fleet of hollow nodes).
     Agent(cmd::agent::AgentArgs),
+    /// Manage the images of the node this runs on.
+    Image(cmd::image::ImageArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
             Command::Server(a) => cmd::server::run(a).await,
             Command::Dev(a) => cmd::dev::run(a).await,
             Command::Agent(a) => cmd::agent::run(&cli.server, a).await,
+            Command::Image(a) => cmd::image::run(a),
         }
     });
     match result {

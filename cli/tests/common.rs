@@ -153,7 +153,7 @@ impl AgentProcess {
             .arg("agent")
             .args(args)
             .env("DROVER_SERVER", server)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "info,h2=warn,hyper=warn,tower=warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -4,10 +4,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use drover_node_agent::agent::heartbeat;
 use drover_node_agent::agent::hollow::{self, HollowConfig};
+use drover_node_agent::agent::lifecycle::Backoff;
+use drover_node_agent::agent::machine;
+use drover_node_agent::agent::real::{self, AgentConfig};
+use drover_node_agent::image::PullOptions;
 use drover_proto::Quantity;
 
 #[derive(Args)]
@@ -56,7 +60,7 @@ pub async fn run(server: &str, args: AgentArgs) -> Result<()> {
     super::server::init_logging();
     let client = super::connect(server).await?;
     if !args.hollow {
-        bail!("only --hollow is implemented so far");
+        return run_real(client, args).await;
     }
     let cfg = HollowConfig {
         count: args.count,
@@ -75,6 +79,30 @@ pub async fn run(server: &str, args: AgentArgs) -> Result<()> {
     });
     tokio::select! {
         r = fleet => r?,
+        _ = super::server::shutdown_signal() => {}
+    }
+    Ok(())
+}
+
+async fn run_real(client: drover_proto::client::Client, args: AgentArgs) -> Result<()> {
+    let cfg = AgentConfig {
+        node_name: args.node_name.unwrap_or_else(machine::hostname),
+        data_dir: args.data_dir,
+        pull: PullOptions {
+            insecure_registries: args.insecure_registries,
+            connect_timeout: Some(Duration::from_secs(10)),
+        },
+        shim_exe: std::env::current_exe().context("finding the drover binary for shims")?,
+        shim_args: vec!["shim".into()],
+        backoff: Backoff::default(),
+        heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),
+    };
+    let agent = real::run(client, cfg, |node| {
+        eprintln!("drover agent: registered node {}", node.metadata.name);
+    });
+    tokio::select! {
+        r = agent => r?,
+        // Containers keep running under their shims; the next agent adopts them.
         _ = super::server::shutdown_signal() => {}
     }
     Ok(())

@@ -12,6 +12,7 @@ pub mod machine;
 pub mod node;
 pub mod pod_status;
 pub mod queue;
+pub mod real;
 pub mod runner;
 pub mod worker;
 

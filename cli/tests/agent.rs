@@ -1,0 +1,191 @@
+//! The real agent against the real server binary, as root: a busybox pod
+//! runs, logs, survives an agent restart untouched (same pid), and on
+//! deletion leaves no shim, process, cgroup, mount or directory behind.
+//! Skips (saying why) when not root or without busybox-static.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{AgentProcess, Server, eventually, ok};
+use drover_proto::client::{Client, ClientError, DeleteOptions};
+use drover_proto::types::Pod;
+use drover_proto::types::pod::{Container, PodPhase};
+use drover_proto::{Kind, Resource};
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Builds the busybox test image with the repository's script.
+fn busybox_layout(dir: &Path) -> Option<PathBuf> {
+    if !Path::new("/bin/busybox").exists() {
+        eprintln!("skipped: /bin/busybox missing (apt-get install busybox-static)");
+        return None;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/build-busybox.sh");
+    let out = dir.join("layout");
+    let status = Command::new("sh")
+        .arg(&script)
+        .arg(&out)
+        .status()
+        .expect("run build-busybox.sh");
+    assert!(status.success(), "build-busybox.sh failed");
+    Some(out)
+}
+
+/// What the shim recorded for the pod's first run of container `c`.
+fn shim_state(data: &Path, uid: &str, attempt: u32) -> Option<serde_json::Value> {
+    let path = data.join(format!("pods/{uid}/c/{attempt}/shim/state.json"));
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn alive(pid: i64) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Stops every shim under `data` (SIGTERM: they stop and clean up) if the
+/// test fails half-way.
+struct Reaper(PathBuf);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let pods = self.0.join("pods");
+        for pod in std::fs::read_dir(&pods).into_iter().flatten().flatten() {
+            for c in std::fs::read_dir(pod.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                for a in std::fs::read_dir(c.path()).into_iter().flatten().flatten() {
+                    let state = std::fs::read_to_string(a.path().join("shim/state.json"));
+                    let pid = state
+                        .ok()
+                        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                        .and_then(|v| v["shim_pid"].as_i64());
+                    if let Some(pid) = pid {
+                        let _ = Command::new("kill").arg(pid.to_string()).status();
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn busybox_pod_runs_survives_agent_restart_and_is_cleaned_up() {
+    if !is_root() {
+        eprintln!("skipped: the real agent needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(layout) = busybox_layout(dir.path()) else {
+        return;
+    };
+    let data = dir.path().join("agent");
+    let _reaper = Reaper(data.clone());
+    let data_arg = data.to_str().expect("utf-8 path");
+    let server = Server::start(&dir.path().join("server"));
+    ok(server.drover(&[
+        "image",
+        "import",
+        layout.to_str().expect("utf-8"),
+        "--data-dir",
+        data_arg,
+    ]));
+    let agent_args = ["--node-name", "n1", "--data-dir", data_arg];
+    let mut agent = AgentProcess::start(
+        &server.url,
+        &agent_args,
+        "registered node n1",
+        Duration::from_secs(30),
+    );
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let client = rt.block_on(Client::connect(&server.url)).expect("connect");
+    let mut pod = Pod::default();
+    pod.metadata.name = "p1".into();
+    pod.metadata.namespace = Some("default".into());
+    pod.spec.node_name = Some("n1".into());
+    pod.spec.termination_grace_period_seconds = 1;
+    pod.spec.containers = vec![Container {
+        name: "c".into(),
+        image: "example/busybox:1".into(),
+        command: vec!["sh".into(), "-c".into(), "echo hello; sleep 1000".into()],
+        ..Container::default()
+    }];
+    rt.block_on(client.create(&pod.to_object()))
+        .expect("create");
+    let running = eventually(Duration::from_secs(60), || {
+        let p: Pod = rt.block_on(client.get_as("default", "p1")).ok()?;
+        (p.status.as_ref()?.phase == PodPhase::Running && p.is_ready()).then_some(p)
+    });
+    let uid = running.metadata.uid.clone().expect("uid");
+    let log = data.join(format!("logs/default_p1_{uid}/c/0.log"));
+    eventually(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("stdout F hello"))
+    });
+    let state = shim_state(&data, &uid, 0).expect("shim state");
+    let pid = state["container_pid"].as_i64().expect("container pid");
+    let shim_pid = state["shim_pid"].as_i64().expect("shim pid");
+    assert!(alive(pid));
+
+    // Restart the agent: the container is adopted, not restarted.
+    agent.kill9();
+    drop(agent);
+    let agent = AgentProcess::start(
+        &server.url,
+        &agent_args,
+        "adopted container c",
+        Duration::from_secs(30),
+    );
+    let after = shim_state(&data, &uid, 0).expect("shim state");
+    assert_eq!(after["container_pid"].as_i64(), Some(pid));
+    assert!(alive(pid), "container killed by the agent restart");
+    assert!(
+        shim_state(&data, &uid, 1).is_none(),
+        "container was restarted"
+    );
+    let p: Pod = rt.block_on(client.get_as("default", "p1")).expect("get");
+    assert_eq!(
+        p.status
+            .as_ref()
+            .map(|s| s.container_statuses[0].restart_count),
+        Some(0)
+    );
+
+    // Delete: SIGTERM (ignored by sh as pid 1), SIGKILL after 1 s, cleanup.
+    rt.block_on(client.delete(Kind::Pod, "default", "p1", &DeleteOptions::default()))
+        .expect("delete");
+    eventually(Duration::from_secs(30), || {
+        matches!(
+            rt.block_on(client.get(Kind::Pod, "default", "p1")),
+            Err(ClientError::NotFound(_))
+        )
+        .then_some(())
+    });
+    assert!(!alive(pid), "container process left");
+    eventually(Duration::from_secs(5), || (!alive(shim_pid)).then_some(()));
+    assert!(!data.join("pods").join(&uid).exists(), "pod directory left");
+    assert!(!log.exists(), "pod logs left");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(!mounts.contains(data_arg), "mounts left: {mounts}");
+    for root in std::fs::read_dir("/sys/fs/cgroup")
+        .expect("cgroupfs")
+        .flatten()
+    {
+        let leftover = root.path().join("drover").join(&uid);
+        assert!(!leftover.exists(), "cgroup left: {}", leftover.display());
+    }
+    let direct = Path::new("/sys/fs/cgroup/drover").join(&uid);
+    assert!(!direct.exists(), "cgroup left: {}", direct.display());
+    drop(agent);
+}
