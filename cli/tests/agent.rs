@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{AgentProcess, Server, eventually, ok};
 use drover_proto::client::{Client, ClientError, DeleteOptions};
 use drover_proto::types::Pod;
-use drover_proto::types::pod::{Container, PodPhase};
+use drover_proto::types::pod::{Container, PodPhase, RestartPolicy};
 use drover_proto::{Kind, Resource};
 
 fn is_root() -> bool {
@@ -76,6 +76,140 @@ impl Drop for Reaper {
             }
         }
     }
+}
+
+fn busybox_pod(name: &str, policy: RestartPolicy, image: &str, script: &str) -> Pod {
+    let mut pod = Pod::default();
+    pod.metadata.name = name.into();
+    pod.metadata.namespace = Some("default".into());
+    pod.spec.node_name = Some("n1".into());
+    pod.spec.restart_policy = policy;
+    pod.spec.termination_grace_period_seconds = 1;
+    pod.spec.containers = vec![Container {
+        name: "c".into(),
+        image: image.into(),
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        ..Container::default()
+    }];
+    pod
+}
+
+#[test]
+fn crashes_restart_with_back_off_and_failures_are_reported() {
+    if !is_root() {
+        eprintln!("skipped: the real agent needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(layout) = busybox_layout(dir.path()) else {
+        return;
+    };
+    let data = dir.path().join("agent");
+    let _reaper = Reaper(data.clone());
+    let data_arg = data.to_str().expect("utf-8 path");
+    let server = Server::start(&dir.path().join("server"));
+    ok(server.drover(&[
+        "image",
+        "import",
+        layout.to_str().expect("utf-8"),
+        "--data-dir",
+        data_arg,
+    ]));
+    let _agent = AgentProcess::start(
+        &server.url,
+        &["--node-name", "n1", "--data-dir", data_arg],
+        "registered node n1",
+        Duration::from_secs(30),
+    );
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let client = rt.block_on(Client::connect(&server.url)).expect("connect");
+    let busybox = "example/busybox:1";
+    for pod in [
+        busybox_pod("crash", RestartPolicy::Always, busybox, "exit 3"),
+        busybox_pod("fails", RestartPolicy::Never, busybox, "exit 2"),
+        busybox_pod("done", RestartPolicy::OnFailure, busybox, "true"),
+        // Nothing listens on port 9: the pull fails at once.
+        busybox_pod(
+            "nopull",
+            RestartPolicy::Always,
+            "127.0.0.1:9/none:1",
+            "true",
+        ),
+    ] {
+        rt.block_on(client.create(&pod.to_object()))
+            .expect("create");
+    }
+    let status_of = |name: &str| {
+        rt.block_on(client.get_as::<Pod>("default", name))
+            .ok()
+            .and_then(|p| p.status)
+    };
+
+    // Restarted once at once, then waiting in CrashLoopBackOff (10 s).
+    let s = eventually(Duration::from_secs(60), || {
+        let s = status_of("crash")?;
+        let c = s.container_statuses.first()?;
+        let waiting = c.state.as_ref()?.waiting.as_ref()?;
+        (c.restart_count >= 1 && waiting.reason.as_deref() == Some("CrashLoopBackOff")).then_some(s)
+    });
+    let last = s.container_statuses[0]
+        .last_state
+        .as_ref()
+        .and_then(|l| l.terminated.as_ref())
+        .expect("last state");
+    assert_eq!((last.exit_code, last.reason.as_deref()), (3, Some("Error")));
+    assert_eq!(s.phase, PodPhase::Running);
+
+    let s = eventually(Duration::from_secs(60), || {
+        status_of("fails").filter(|s| s.phase == PodPhase::Failed)
+    });
+    let t = s.container_statuses[0]
+        .state
+        .as_ref()
+        .and_then(|st| st.terminated.as_ref())
+        .expect("terminated");
+    assert_eq!((t.exit_code, t.reason.as_deref()), (2, Some("Error")));
+    assert_eq!(s.container_statuses[0].restart_count, 0);
+
+    eventually(Duration::from_secs(60), || {
+        status_of("done").filter(|s| s.phase == PodPhase::Succeeded)
+    });
+
+    let s = eventually(Duration::from_secs(60), || {
+        let s = status_of("nopull")?;
+        let w = s
+            .container_statuses
+            .first()?
+            .state
+            .as_ref()?
+            .waiting
+            .clone()?;
+        matches!(
+            w.reason.as_deref(),
+            Some("ErrImagePull" | "ImagePullBackOff")
+        )
+        .then_some(s)
+    });
+    assert_eq!(s.phase, PodPhase::Pending);
+
+    // Every pod goes on deletion, whatever state it is in.
+    for name in ["crash", "fails", "done", "nopull"] {
+        rt.block_on(client.delete(Kind::Pod, "default", name, &DeleteOptions::default()))
+            .expect("delete");
+    }
+    for name in ["crash", "fails", "done", "nopull"] {
+        eventually(Duration::from_secs(30), || {
+            matches!(
+                rt.block_on(client.get(Kind::Pod, "default", name)),
+                Err(ClientError::NotFound(_))
+            )
+            .then_some(())
+        });
+    }
+    let left: Vec<_> = std::fs::read_dir(data.join("pods"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "pod directories left: {left:?}");
 }
 
 #[test]
