@@ -108,6 +108,13 @@ fn crashes_restart_with_back_off_and_failures_are_reported() {
     let _reaper = Reaper(data.clone());
     let data_arg = data.to_str().expect("utf-8 path");
     let server = Server::start(&dir.path().join("server"));
+    let _agent = AgentProcess::start(
+        &server.url,
+        &["--node-name", "n1", "--data-dir", data_arg],
+        "registered node n1",
+        Duration::from_secs(30),
+    );
+    // Imported next to the running agent, which must pick it up.
     ok(server.drover(&[
         "image",
         "import",
@@ -115,12 +122,6 @@ fn crashes_restart_with_back_off_and_failures_are_reported() {
         "--data-dir",
         data_arg,
     ]));
-    let _agent = AgentProcess::start(
-        &server.url,
-        &["--node-name", "n1", "--data-dir", data_arg],
-        "registered node n1",
-        Duration::from_secs(30),
-    );
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let client = rt.block_on(Client::connect(&server.url)).expect("connect");
     let busybox = "example/busybox:1";

@@ -175,6 +175,11 @@ impl Runner {
             .get(index)
             .cloned()
             .ok_or_else(|| failure("CreateContainerError", "no such container"))?;
+        if !self.images.contains(&c.image)
+            && let Err(e) = self.images.reload_index()
+        {
+            tracing::warn!("re-reading the image index: {e}");
+        }
         let image = self
             .images
             .ensure_image(&c.image, pull_policy(&c), &self.pull, &mut |_| {})
