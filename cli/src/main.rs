@@ -45,6 +45,8 @@ enum Command {
     Dev(cmd::dev::DevArgs),
     /// Run the node agent (or a fleet of hollow nodes).
     Agent(cmd::agent::AgentArgs),
+    /// Print a container's log.
+    Logs(cmd::logs::LogsArgs),
     /// Manage the images of the node this runs on.
     Image(cmd::image::ImageArgs),
 }
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
             Command::Dev(a) => cmd::dev::run(a).await,
             Command::Agent(a) => cmd::agent::run(&cli.server, a).await,
             Command::Image(a) => cmd::image::run(a),
+            Command::Logs(a) => cmd::logs::run(&cli.server, a).await,
         }
     });
     match result {

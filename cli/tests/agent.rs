@@ -110,7 +110,14 @@ fn crashes_restart_with_back_off_and_failures_are_reported() {
     let server = Server::start(&dir.path().join("server"));
     let _agent = AgentProcess::start(
         &server.url,
-        &["--node-name", "n1", "--data-dir", data_arg],
+        &[
+            "--node-name",
+            "n1",
+            "--data-dir",
+            data_arg,
+            "--logs-listen",
+            "127.0.0.1:0",
+        ],
         "registered node n1",
         Duration::from_secs(30),
     );
@@ -234,7 +241,14 @@ fn busybox_pod_runs_survives_agent_restart_and_is_cleaned_up() {
         "--data-dir",
         data_arg,
     ]));
-    let agent_args = ["--node-name", "n1", "--data-dir", data_arg];
+    let agent_args = [
+        "--node-name",
+        "n1",
+        "--data-dir",
+        data_arg,
+        "--logs-listen",
+        "127.0.0.1:0",
+    ];
     let mut agent = AgentProcess::start(
         &server.url,
         &agent_args,
@@ -268,6 +282,8 @@ fn busybox_pod_runs_survives_agent_restart_and_is_cleaned_up() {
             .ok()
             .filter(|t| t.contains("stdout F hello"))
     });
+    let logs = ok(server.drover(&["logs", "p1"]));
+    assert_eq!(logs, "hello\n");
     let state = shim_state(&data, &uid, 0).expect("shim state");
     let pid = state["container_pid"].as_i64().expect("container pid");
     let shim_pid = state["shim_pid"].as_i64().expect("shim pid");
@@ -297,6 +313,21 @@ fn busybox_pod_runs_survives_agent_restart_and_is_cleaned_up() {
         Some(0)
     );
 
+    // A follower sees the log so far, and ends when the pod goes.
+    let mut follower = Command::new(common::drover_bin())
+        .args(["logs", "-f", "p1"])
+        .env("DROVER_SERVER", &server.url)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn drover logs -f");
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(follower.stdout.take().expect("stdout")),
+        &mut first,
+    )
+    .expect("read follower");
+    assert_eq!(first, "hello\n");
+
     // Delete: SIGTERM (ignored by sh as pid 1), SIGKILL after 1 s, cleanup.
     rt.block_on(client.delete(Kind::Pod, "default", "p1", &DeleteOptions::default()))
         .expect("delete");
@@ -308,6 +339,10 @@ fn busybox_pod_runs_survives_agent_restart_and_is_cleaned_up() {
         .then_some(())
     });
     assert!(!alive(pid), "container process left");
+    let followed = eventually(Duration::from_secs(10), || {
+        follower.try_wait().ok().flatten()
+    });
+    assert!(followed.success(), "drover logs -f: {followed:?}");
     eventually(Duration::from_secs(5), || (!alive(shim_pid)).then_some(()));
     assert!(!data.join("pods").join(&uid).exists(), "pod directory left");
     assert!(!log.exists(), "pod logs left");

@@ -47,6 +47,9 @@ pub struct AgentArgs {
     /// Where images, containers and logs live.
     #[arg(long, default_value = "/var/lib/drover/agent")]
     data_dir: PathBuf,
+    /// Address the log endpoint (`drover logs`) listens on.
+    #[arg(long, default_value = "0.0.0.0:10250")]
+    logs_listen: std::net::SocketAddr,
     /// Registries (`host:port`) reached over plain HTTP.
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
@@ -96,6 +99,7 @@ async fn run_real(client: drover_proto::client::Client, args: AgentArgs) -> Resu
         shim_args: vec!["shim".into()],
         backoff: Backoff::default(),
         heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),
+        logs_listen: args.logs_listen,
     };
     let agent = real::run(client, cfg, |node| {
         eprintln!("drover agent: registered node {}", node.metadata.name);

@@ -7,6 +7,7 @@ pub mod describe;
 pub mod dev;
 pub mod get;
 pub mod image;
+pub mod logs;
 pub mod server;
 
 use anyhow::Result;

@@ -87,6 +87,7 @@ pub fn hollow_facts(cfg: &HollowConfig, index: usize) -> NodeFacts {
         },
         labels: BTreeMap::from([(HOLLOW_LABEL.to_string(), "true".to_string())]),
         pod_cidr: Some(hollow_pod_cidr(index)),
+        agent_port: None,
     }
 }
 

@@ -103,6 +103,7 @@ pub fn machine_facts(name: &str, server: &str) -> NodeFacts {
         },
         labels: BTreeMap::new(),
         pod_cidr: None,
+        agent_port: None,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod hollow;
 pub mod informer;
 pub mod layout;
 pub mod lifecycle;
+pub mod logs_server;
 pub mod machine;
 pub mod node;
 pub mod pod_status;

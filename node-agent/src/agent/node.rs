@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use drover_proto::meta::Condition;
 use drover_proto::types::Node;
-use drover_proto::types::node::{NodeAddress, NodeSpec, NodeStatus, NodeSystemInfo};
+use drover_proto::types::node::{
+    DaemonEndpoint, NodeAddress, NodeDaemonEndpoints, NodeSpec, NodeStatus, NodeSystemInfo,
+};
 use drover_proto::{ObjectMeta, Quantity, Time};
 
 use super::reasons;
@@ -39,6 +41,8 @@ pub struct NodeFacts {
     pub labels: BTreeMap<String, String>,
     /// The pod CIDR when the agent chooses it (hollow nodes).
     pub pod_cidr: Option<String>,
+    /// The port the agent serves logs on.
+    pub agent_port: Option<u16>,
 }
 
 /// The Node to register for `facts`, Ready as of `now`.
@@ -68,6 +72,11 @@ pub fn node_object(facts: &NodeFacts, now: Time) -> Node {
             addresses: facts.addresses.clone(),
             node_info: Some(facts.node_info.clone()),
             runtimes: facts.runtimes.clone(),
+            daemon_endpoints: facts.agent_port.map(|port| NodeDaemonEndpoints {
+                agent_endpoint: Some(DaemonEndpoint {
+                    port: i32::from(port),
+                }),
+            }),
             ..NodeStatus::default()
         }),
         ..Node::default()
@@ -135,6 +144,7 @@ mod tests {
             node_info: NodeSystemInfo::default(),
             labels: BTreeMap::new(),
             pod_cidr: None,
+            agent_port: None,
         }
     }
 

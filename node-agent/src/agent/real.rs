@@ -40,6 +40,8 @@ pub struct AgentConfig {
     pub backoff: Backoff,
     /// Heartbeat period.
     pub heartbeat: Duration,
+    /// Where to serve logs (`drover logs`).
+    pub logs_listen: std::net::SocketAddr,
 }
 
 /// The agent could not start.
@@ -54,6 +56,12 @@ pub enum AgentError {
     /// The image store could not be opened.
     #[error(transparent)]
     Images(#[from] ImageError),
+    /// The log endpoint could not listen.
+    #[error("serving logs on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     /// The Node could not be registered.
     #[error("registering node: {0}")]
     Register(#[from] ClientError),
@@ -85,7 +93,14 @@ pub async fn run(
     })?;
     let images = Arc::new(ImageStore::open(&cfg.data_dir)?);
     let launcher = ShimLauncher::new(&cfg.shim_exe, cfg.shim_args.clone()).with_prespawn();
-    let facts = machine_facts(&cfg.node_name, &host_port(client.url()));
+    let logs = tokio::net::TcpListener::bind(cfg.logs_listen)
+        .await
+        .map_err(|source| AgentError::Listen {
+            addr: cfg.logs_listen,
+            source,
+        })?;
+    let mut facts = machine_facts(&cfg.node_name, &host_port(client.url()));
+    facts.agent_port = logs.local_addr().ok().map(|a| a.port());
     let host_ip = facts
         .addresses
         .first()
@@ -109,6 +124,11 @@ pub async fn run(
         backoff: cfg.backoff,
         host_ip,
     });
+    tokio::spawn(super::logs_server::serve(
+        logs,
+        Arc::clone(&shared.cache),
+        layout.clone(),
+    ));
     let (changed_tx, changed_rx) = mpsc::unbounded_channel::<String>();
     let (synced_tx, synced_rx) = mpsc::unbounded_channel::<()>();
     let opts = ListOptions {

@@ -19,6 +19,9 @@ use crate::runtime::container::spec::process_from_image;
 use crate::runtime::container::{ContainerSpec, NetworkMode, Resources, user};
 use crate::shim::{ShimHandle, ShimLauncher};
 
+/// Log files kept per container run, the live one included.
+pub const LOG_MAX_FILES: u32 = 2;
+
 /// What starting needs, shared by every pod worker.
 #[derive(Debug)]
 pub struct Runner {
@@ -208,7 +211,7 @@ impl Runner {
                 runtime_root: this.layout.runtime_root(),
                 log_path: this.layout.log_path(&ns, &name, &uid, &c.name, attempt),
                 log_max_bytes: 10 << 20,
-                log_max_files: 2,
+                log_max_files: LOG_MAX_FILES,
                 default_grace: Duration::from_secs(30),
             };
             let config =
