@@ -227,15 +227,24 @@ impl Worker {
                             },
                         );
                     }
-                    Err(f) => self.observe(
-                        index,
-                        Observation::StartFailed {
-                            now_ms: now_ms(),
-                            reason: f.reason,
-                            message: f.message,
-                            pull: f.pull,
-                        },
-                    ),
+                    Err(f) => {
+                        tracing::warn!(
+                            "{}: starting {}: {}: {}",
+                            self.key,
+                            self.pod.spec.containers[index].name,
+                            f.reason,
+                            f.message
+                        );
+                        self.observe(
+                            index,
+                            Observation::StartFailed {
+                                now_ms: now_ms(),
+                                reason: f.reason,
+                                message: f.message,
+                                pull: f.pull,
+                            },
+                        )
+                    }
                 },
                 Some(Msg::Exited { index, exit }) => {
                     self.handles[index] = None;
