@@ -1,5 +1,5 @@
-//! `drover`: the kubectl-style client, and the entry points of the server
-//! and (later) the agent.
+//! `drover`: the kubectl-style client, and the entry points of the server,
+//! the node agent and the per-container shim.
 
 mod cmd;
 mod files;
@@ -43,9 +43,21 @@ enum Command {
     Server(cmd::server::ServerArgs),
     /// Run a one-process local cluster for development.
     Dev(cmd::dev::DevArgs),
+    /// Run the node agent (or a fleet of hollow nodes).
+    Agent(cmd::agent::AgentArgs),
+    /// Print a container's log.
+    Logs(cmd::logs::LogsArgs),
+    /// Manage the images of the node this runs on.
+    Image(cmd::image::ImageArgs),
 }
 
 fn main() -> ExitCode {
+    // The shim is this binary too, but must start without clap or tokio:
+    // it forks, and runs for as long as its container does.
+    let mut argv = std::env::args_os();
+    if argv.nth(1).is_some_and(|a| a == "shim") {
+        return drover_node_agent::shim::shim_main(argv.collect());
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -64,6 +76,9 @@ fn main() -> ExitCode {
             Command::Version => cmd::version(&cli.server).await,
             Command::Server(a) => cmd::server::run(a).await,
             Command::Dev(a) => cmd::dev::run(a).await,
+            Command::Agent(a) => cmd::agent::run(&cli.server, a).await,
+            Command::Image(a) => cmd::image::run(a),
+            Command::Logs(a) => cmd::logs::run(&cli.server, a).await,
         }
     });
     match result {

@@ -137,3 +137,59 @@ pub fn write(dir: &Path, name: &str, text: &str) -> String {
     std::fs::write(&p, text).expect("write manifest");
     p.display().to_string()
 }
+
+/// A running `drover agent` process; killed (SIGKILL) on drop.
+pub struct AgentProcess {
+    pub child: Child,
+    /// Lines the agent printed to stderr, as they arrive.
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl AgentProcess {
+    /// Starts `drover agent ARGS` against `server` and waits up to
+    /// `timeout` for a stderr line containing `ready_marker`.
+    pub fn start(server: &str, args: &[&str], ready_marker: &str, timeout: Duration) -> Self {
+        let mut child = Command::new(drover_bin())
+            .arg("agent")
+            .args(args)
+            .env("DROVER_SERVER", server)
+            .env("RUST_LOG", "info,h2=warn,hyper=warn,tower=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn drover agent");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("agent: {line}");
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(ready_marker) => break,
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("agent did not print {ready_marker:?} within {timeout:?}");
+                }
+            }
+        }
+        AgentProcess { child, lines: rx }
+    }
+
+    /// Stops the agent as SIGKILL would (its shims keep running).
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

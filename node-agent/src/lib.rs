@@ -22,6 +22,7 @@
 //!    cgroups and mount; [`runtime::container::bundle::remove`] removes its
 //!    directory, and [`image::ImageStore::gc`] trims the store.
 
+pub mod agent;
 pub mod image;
 pub mod runtime;
 pub mod shim;

@@ -1,10 +1,13 @@
 //! One module per verb.
 
+pub mod agent;
 pub mod apply;
 pub mod delete;
 pub mod describe;
 pub mod dev;
 pub mod get;
+pub mod image;
+pub mod logs;
 pub mod server;
 
 use anyhow::Result;

@@ -70,6 +70,18 @@ impl ImageIndex {
         }
     }
 
+    /// Takes the names another process (`drover image import` next to a
+    /// running agent) added or moved in the file since it was loaded.
+    pub fn merge_from_disk(&mut self) -> io::Result<()> {
+        let disk = ImageIndex::load(&self.path)?;
+        for (name, entry) in disk.entries {
+            if self.entries.get(&name).map(|e| &e.manifest) != Some(&entry.manifest) {
+                self.entries.insert(name, entry);
+            }
+        }
+        Ok(())
+    }
+
     /// Forgets `name` and saves.
     pub fn remove(&mut self, name: &str) -> io::Result<Option<IndexEntry>> {
         let old = self.entries.remove(name);
@@ -90,4 +102,27 @@ fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_names_another_process_saved() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.json");
+        let mut agent = ImageIndex::load(&path).expect("load");
+        let mut importer = ImageIndex::load(&path).expect("load");
+        let d = Digest::of(b"manifest");
+        importer
+            .set("docker.io/example/a:1", d.clone())
+            .expect("set");
+        assert!(agent.get("docker.io/example/a:1").is_none());
+        agent.merge_from_disk().expect("merge");
+        assert_eq!(
+            agent.get("docker.io/example/a:1").map(|e| &e.manifest),
+            Some(&d)
+        );
+    }
 }

@@ -187,6 +187,15 @@ impl ImageStore {
         Ok(image)
     }
 
+    /// Picks up images imported into the store's directory by another
+    /// process since it was opened.
+    pub fn reload_index(&self) -> Result<(), ImageError> {
+        let path = self.root.join("index.json");
+        self.index()
+            .merge_from_disk()
+            .map_err(|source| ImageError::Io { path, source })
+    }
+
     /// Forgets a name (blobs stay until [`ImageStore::gc`]).
     pub fn remove(&self, name: &str) -> Result<(), ImageError> {
         let name = normalize_name(name)?;

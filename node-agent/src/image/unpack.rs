@@ -96,9 +96,13 @@ impl LayerStore {
         if dest.is_dir() {
             return Ok(dest);
         }
+        // Unique per call: pods starting together unpack the same layer on
+        // several threads of one process; the first rename wins.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = self
             .root
-            .join(format!(".tmp-{}-{}", layer.hex(), std::process::id()));
+            .join(format!(".tmp-{}-{}-{n}", layer.hex(), std::process::id()));
         let io_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| UnpackError::Io {

@@ -57,6 +57,23 @@ pub struct NodeStatus {
     pub vm_engine: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<ContainerImage>,
+    /// Where the node's agent serves logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon_endpoints: Option<NodeDaemonEndpoints>,
+}
+
+/// Ports the node's daemons listen on (Kubernetes' `daemonEndpoints`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeDaemonEndpoints {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_endpoint: Option<DaemonEndpoint>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DaemonEndpoint {
+    #[serde(rename = "Port")]
+    pub port: i32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

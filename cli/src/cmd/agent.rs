@@ -1,0 +1,113 @@
+//! `drover agent`: the node agent, for this machine or (with `--hollow`)
+//! for a fleet of simulated nodes.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use drover_node_agent::agent::heartbeat;
+use drover_node_agent::agent::hollow::{self, HollowConfig};
+use drover_node_agent::agent::lifecycle::Backoff;
+use drover_node_agent::agent::machine;
+use drover_node_agent::agent::real::{self, AgentConfig};
+use drover_node_agent::image::PullOptions;
+use drover_proto::Quantity;
+
+#[derive(Args)]
+pub struct AgentArgs {
+    /// Simulate nodes that register, heartbeat and report pods Running
+    /// without running anything (for scale tests).
+    #[arg(long)]
+    hollow: bool,
+    /// How many hollow nodes.
+    #[arg(long, default_value_t = 1, requires = "hollow")]
+    count: usize,
+    /// Hollow node names: this prefix followed by an index.
+    #[arg(long, default_value = "hollow-", requires = "hollow")]
+    name_prefix: String,
+    /// CPU of each hollow node.
+    #[arg(long, default_value = "4", requires = "hollow")]
+    cpu: String,
+    /// Memory of each hollow node.
+    #[arg(long, default_value = "16Gi", requires = "hollow")]
+    memory: String,
+    /// Pods per hollow node.
+    #[arg(long, default_value_t = 110, requires = "hollow")]
+    pods: i64,
+    /// API calls in flight at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Seconds between heartbeats.
+    #[arg(long, default_value_t = heartbeat::DEFAULT_PERIOD.as_secs())]
+    heartbeat_seconds: u64,
+    /// This node's name (default: the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Where images, containers and logs live.
+    #[arg(long, default_value = "/var/lib/drover/agent")]
+    data_dir: PathBuf,
+    /// Address the log endpoint (`drover logs`) listens on.
+    #[arg(long, default_value = "0.0.0.0:10250")]
+    logs_listen: std::net::SocketAddr,
+    /// Registries (`host:port`) reached over plain HTTP.
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
+}
+
+fn quantity(flag: &str, text: &str) -> Result<Quantity> {
+    Quantity::parse(text).with_context(|| format!("--{flag} {text:?}"))
+}
+
+pub async fn run(server: &str, args: AgentArgs) -> Result<()> {
+    super::server::init_logging();
+    let client = super::connect(server).await?;
+    if !args.hollow {
+        return run_real(client, args).await;
+    }
+    let cfg = HollowConfig {
+        count: args.count,
+        name_prefix: args.name_prefix,
+        cpu_millis: quantity("cpu", &args.cpu)?.millis(),
+        memory_bytes: quantity("memory", &args.memory)?.units(),
+        max_pods: args.pods,
+        heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),
+        concurrency: args.concurrency,
+    };
+    let fleet = hollow::run(client, cfg, |n, took| {
+        eprintln!(
+            "drover agent: {n} hollow nodes registered in {} ms",
+            took.as_millis()
+        );
+    });
+    tokio::select! {
+        r = fleet => r?,
+        _ = super::server::shutdown_signal() => {}
+    }
+    Ok(())
+}
+
+async fn run_real(client: drover_proto::client::Client, args: AgentArgs) -> Result<()> {
+    let cfg = AgentConfig {
+        node_name: args.node_name.unwrap_or_else(machine::hostname),
+        data_dir: args.data_dir,
+        pull: PullOptions {
+            insecure_registries: args.insecure_registries,
+            connect_timeout: Some(Duration::from_secs(10)),
+        },
+        shim_exe: std::env::current_exe().context("finding the drover binary for shims")?,
+        shim_args: vec!["shim".into()],
+        backoff: Backoff::default(),
+        heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),
+        logs_listen: args.logs_listen,
+    };
+    let agent = real::run(client, cfg, |node| {
+        eprintln!("drover agent: registered node {}", node.metadata.name);
+    });
+    tokio::select! {
+        r = agent => r?,
+        // Containers keep running under their shims; the next agent adopts them.
+        _ = super::server::shutdown_signal() => {}
+    }
+    Ok(())
+}

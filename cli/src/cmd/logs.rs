@@ -1,0 +1,79 @@
+//! `drover logs POD [-c C] [-f]`: a container's log, from the agent of the
+//! pod's node (its address and log port are in the Node's status).
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use drover_proto::types::{Node, Pod};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+#[derive(Args)]
+pub struct LogsArgs {
+    /// The pod.
+    pod: String,
+    /// The container (default: the pod's first).
+    #[arg(short = 'c', long)]
+    container: Option<String>,
+    /// Keep printing as the container writes.
+    #[arg(short = 'f', long)]
+    follow: bool,
+    /// The pod's namespace.
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+}
+
+pub async fn run(server: &str, args: LogsArgs) -> Result<()> {
+    let client = super::connect(server).await?;
+    let pod: Pod = client.get_as(&args.namespace, &args.pod).await?;
+    let Some(node_name) = pod.spec.node_name.clone() else {
+        bail!("pod {} is not scheduled to a node yet", args.pod);
+    };
+    let node: Node = client.get_as("", &node_name).await?;
+    let status = node.status.unwrap_or_default();
+    let port = status
+        .daemon_endpoints
+        .and_then(|d| d.agent_endpoint)
+        .map(|e| e.port)
+        .with_context(|| format!("node {node_name} does not serve logs"))?;
+    let host = status
+        .addresses
+        .iter()
+        .find(|a| a.type_ == "InternalIP")
+        .map(|a| a.address.clone())
+        .with_context(|| format!("node {node_name} has no InternalIP address"))?;
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let mut target = format!("/logs/{}/{}", args.namespace, args.pod);
+    if let Some(c) = &args.container {
+        target = format!("{target}/{c}");
+    }
+    if args.follow {
+        target.push_str("?follow=true");
+    }
+    let mut conn = TcpStream::connect(&addr)
+        .await
+        .with_context(|| format!("connecting to the agent of node {node_name} at {addr}"))?;
+    let req = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    conn.write_all(req.as_bytes()).await?;
+    let mut reader = BufReader::new(conn);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).await?;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await? == 0 || line == "\r\n" {
+            break;
+        }
+    }
+    if !status_line.contains(" 200 ") {
+        let mut body = String::new();
+        reader.read_to_string(&mut body).await?;
+        bail!("{}", body.trim_end());
+    }
+    let mut out = tokio::io::stdout();
+    tokio::io::copy(&mut reader, &mut out).await?;
+    out.flush().await?;
+    Ok(())
+}

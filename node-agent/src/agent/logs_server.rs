@@ -1,0 +1,173 @@
+//! The agent's log endpoint: `GET /logs/{namespace}/{pod}[/{container}][?follow=true]`
+//! streams a container's current log as plain text lines, for
+//! `drover logs`. A tiny HTTP/1.1 server: one request per connection.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::informer::{self, PodCache};
+use super::layout::Layout;
+use super::runner::LOG_MAX_FILES;
+use crate::shim::logs::read_log;
+
+/// What a request asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogsRequest {
+    /// Namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub pod: String,
+    /// Container (the first when absent).
+    pub container: Option<String>,
+    /// Keep streaming as the container writes.
+    pub follow: bool,
+}
+
+/// Parses a request target such as `/logs/default/web/c?follow=true` (pure).
+pub fn parse_target(target: &str) -> Option<LogsRequest> {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut parts = path.strip_prefix("/logs/")?.split('/');
+    let namespace = parts.next().filter(|s| !s.is_empty())?.to_string();
+    let pod = parts.next().filter(|s| !s.is_empty())?.to_string();
+    let container = parts.next().filter(|s| !s.is_empty()).map(str::to_string);
+    if parts.next().is_some() {
+        return None;
+    }
+    let follow = query
+        .split('&')
+        .any(|kv| kv == "follow=true" || kv == "follow=1" || kv == "follow");
+    Some(LogsRequest {
+        namespace,
+        pod,
+        container,
+        follow,
+    })
+}
+
+/// Serves until the process ends.
+pub async fn serve(listener: TcpListener, cache: PodCache, layout: Layout) {
+    loop {
+        let Ok((conn, _)) = listener.accept().await else {
+            continue;
+        };
+        let (cache, layout) = (cache.clone(), layout.clone());
+        tokio::spawn(async move {
+            let _ = handle(conn, &cache, &layout).await;
+        });
+    }
+}
+
+async fn respond(conn: &mut TcpStream, code: &str, body: &str) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {code}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await?;
+    conn.write_all(body.as_bytes()).await
+}
+
+async fn handle(mut conn: TcpStream, cache: &PodCache, layout: &Layout) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 || buf.len() > 8192 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let target = head.split_whitespace().nth(1).unwrap_or_default();
+    let Some(req) = parse_target(target) else {
+        return respond(
+            &mut conn,
+            "404 Not Found",
+            "use /logs/NAMESPACE/POD[/CONTAINER]\n",
+        )
+        .await;
+    };
+    let key = format!("{}/{}", req.namespace, req.pod);
+    let Some(pod) = informer::cached(cache, &key) else {
+        let msg = format!("pod {key} is not on this node\n");
+        return respond(&mut conn, "404 Not Found", &msg).await;
+    };
+    let container = req
+        .container
+        .clone()
+        .or_else(|| pod.spec.containers.first().map(|c| c.name.clone()))
+        .unwrap_or_default();
+    if !pod.spec.containers.iter().any(|c| c.name == container) {
+        let msg = format!("container {container} is not valid for pod {key}\n");
+        return respond(&mut conn, "400 Bad Request", &msg).await;
+    }
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let dir = layout
+        .log_path(&req.namespace, &req.pod, &uid, &container, 0)
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    // The current run's log: the highest attempt number.
+    let attempt = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".log")?
+                .parse::<i32>()
+                .ok()
+        })
+        .max();
+    let Some(attempt) = attempt else {
+        let msg = format!("container {container} in pod {key} has not started yet\n");
+        return respond(&mut conn, "400 Bad Request", &msg).await;
+    };
+    let path = layout.log_path(&req.namespace, &req.pod, &uid, &container, attempt);
+    conn.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n",
+    )
+    .await?;
+    let mut sent = 0usize;
+    loop {
+        let records = read_log(&path, LOG_MAX_FILES).unwrap_or_default();
+        // After a rotation fewer records may remain than were sent.
+        let start = if records.len() < sent { 0 } else { sent };
+        for r in &records[start..] {
+            conn.write_all(&r.text).await?;
+            conn.write_all(b"\n").await?;
+        }
+        sent = records.len();
+        let still_there = informer::cached(cache, &key)
+            .is_some_and(|p| p.metadata.uid.as_deref() == Some(uid.as_str()));
+        if !req.follow || !still_there {
+            return conn.shutdown().await;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_targets() {
+        assert_eq!(
+            parse_target("/logs/default/web/c?follow=true"),
+            Some(LogsRequest {
+                namespace: "default".into(),
+                pod: "web".into(),
+                container: Some("c".into()),
+                follow: true
+            })
+        );
+        let r = parse_target("/logs/ns/p").expect("parses");
+        assert_eq!((r.container, r.follow), (None, false));
+        for bad in ["/", "/logs/", "/logs/ns", "/logs/ns/p/c/x", "/other/ns/p"] {
+            assert_eq!(parse_target(bad), None, "{bad}");
+        }
+    }
+}

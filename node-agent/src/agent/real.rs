@@ -1,0 +1,267 @@
+//! The agent for this machine: registers its Node, heartbeats, watches
+//! the pods bound to it and runs one worker per pod; after each full list
+//! it stops and removes what belongs to pods that no longer exist.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_proto::client::{Client, ClientError, ListOptions};
+use drover_proto::types::Node;
+use tokio::sync::mpsc;
+
+use super::heartbeat;
+use super::informer::{self, PodCache};
+use super::layout::Layout;
+use super::lifecycle::Backoff;
+use super::machine::machine_facts;
+use super::node::node_object;
+use super::runner::Runner;
+use super::worker::{self, Msg, Shared};
+use crate::image::{ImageError, ImageStore, PullOptions};
+use crate::shim::{ShimHandle, ShimLauncher};
+
+/// How the agent runs.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The Node's name.
+    pub node_name: String,
+    /// Images, containers, logs.
+    pub data_dir: PathBuf,
+    /// Registries.
+    pub pull: PullOptions,
+    /// The binary shims run as, and the arguments selecting the shim.
+    pub shim_exe: PathBuf,
+    /// For `drover`: `["shim"]`.
+    pub shim_args: Vec<OsString>,
+    /// Restart delays.
+    pub backoff: Backoff,
+    /// Heartbeat period.
+    pub heartbeat: Duration,
+    /// Where to serve logs (`drover logs`).
+    pub logs_listen: std::net::SocketAddr,
+}
+
+/// The agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The data directory is unusable.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The image store could not be opened.
+    #[error(transparent)]
+    Images(#[from] ImageError),
+    /// The log endpoint could not listen.
+    #[error("serving logs on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    /// The Node could not be registered.
+    #[error("registering node: {0}")]
+    Register(#[from] ClientError),
+}
+
+/// `host:port` of an API URL such as `http://10.0.0.1:7700/`.
+pub fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split('/').next().unwrap_or(rest);
+    if host
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        host.to_string()
+    } else {
+        format!("{host}:80")
+    }
+}
+
+/// Runs the agent until the process ends; `on_ready` gets the registered Node.
+pub async fn run(
+    client: Client,
+    cfg: AgentConfig,
+    on_ready: impl FnOnce(&Node),
+) -> Result<(), AgentError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| AgentError::DataDir {
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
+    let images = Arc::new(ImageStore::open(&cfg.data_dir)?);
+    let launcher = ShimLauncher::new(&cfg.shim_exe, cfg.shim_args.clone()).with_prespawn();
+    let logs = tokio::net::TcpListener::bind(cfg.logs_listen)
+        .await
+        .map_err(|source| AgentError::Listen {
+            addr: cfg.logs_listen,
+            source,
+        })?;
+    let mut facts = machine_facts(&cfg.node_name, &host_port(client.url()));
+    facts.agent_port = logs.local_addr().ok().map(|a| a.port());
+    let host_ip = facts
+        .addresses
+        .first()
+        .map(|a| a.address.clone())
+        .unwrap_or_default();
+    let node = node_object(&facts, chrono::Utc::now());
+    let registered = heartbeat::register(&client, &node).await?;
+    on_ready(&registered);
+    tokio::spawn(heartbeat::run(client.clone(), vec![node], cfg.heartbeat, 1));
+
+    let layout = Layout::new(&cfg.data_dir);
+    let shared = Arc::new(Shared {
+        client: client.clone(),
+        cache: PodCache::default(),
+        runner: Arc::new(Runner {
+            layout: layout.clone(),
+            images,
+            launcher: Arc::new(launcher),
+            pull: cfg.pull.clone(),
+        }),
+        backoff: cfg.backoff,
+        host_ip,
+    });
+    tokio::spawn(super::logs_server::serve(
+        logs,
+        Arc::clone(&shared.cache),
+        layout.clone(),
+    ));
+    let (changed_tx, changed_rx) = mpsc::unbounded_channel::<String>();
+    let (synced_tx, synced_rx) = mpsc::unbounded_channel::<()>();
+    let opts = ListOptions {
+        field_selector: format!("spec.nodeName={}", cfg.node_name),
+        ..ListOptions::default()
+    };
+    tokio::spawn(informer::run(
+        client,
+        opts,
+        Arc::clone(&shared.cache),
+        |_| true,
+        move |key| {
+            let _ = changed_tx.send(key.to_string());
+        },
+        move || {
+            let _ = synced_tx.send(());
+        },
+    ));
+    dispatch(shared, layout, changed_rx, synced_rx).await;
+    Ok(())
+}
+
+/// Routes pod changes to workers, starting one per pod and forgetting it
+/// when it ends; collects orphans after each full list.
+async fn dispatch(
+    shared: Arc<Shared>,
+    layout: Layout,
+    mut changed: mpsc::UnboundedReceiver<String>,
+    mut synced: mpsc::UnboundedReceiver<()>,
+) {
+    let (finished_tx, mut finished_rx) = mpsc::unbounded_channel::<String>();
+    let mut workers: HashMap<String, (String, mpsc::UnboundedSender<Msg>)> = HashMap::new();
+    // Pods whose worker deleted them: the watch may still show them briefly.
+    let mut done_uids: HashSet<String> = HashSet::new();
+    loop {
+        let key = tokio::select! {
+            Some(key) = changed.recv() => key,
+            Some(key) = finished_rx.recv() => {
+                if let Some((uid, _)) = workers.remove(&key) {
+                    done_uids.insert(uid);
+                }
+                key
+            }
+            Some(()) = synced.recv() => {
+                let mut known: HashSet<String> = workers.values().map(|(u, _)| u.clone()).collect();
+                known.extend(
+                    shared.cache.read().unwrap_or_else(|p| p.into_inner())
+                        .values()
+                        .filter_map(|p| p.metadata.uid.clone()),
+                );
+                let layout = layout.clone();
+                tokio::task::spawn_blocking(move || collect_orphans(&layout, &known));
+                continue;
+            }
+            else => return,
+        };
+        if let Some((_, tx)) = workers.get(&key)
+            && tx.send(Msg::Changed).is_ok()
+        {
+            continue;
+        }
+        let Some(pod) = informer::cached(&shared.cache, &key) else {
+            continue;
+        };
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if done_uids.contains(&uid) {
+            continue;
+        }
+        let tx = worker::spawn(Arc::clone(&shared), pod, finished_tx.clone());
+        workers.insert(key, (uid, tx));
+    }
+}
+
+/// Stops and removes containers of pods the API no longer has (deleted
+/// while the agent was down).
+fn collect_orphans(layout: &Layout, known: &HashSet<String>) {
+    let Ok(entries) = std::fs::read_dir(layout.pods_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(uid) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if known.contains(&uid) {
+            continue;
+        }
+        tracing::info!("removing orphaned pod {uid}");
+        stop_all_shims(&entry.path());
+        if let Err(e) = worker::remove_pod_files(layout, &uid, "", "") {
+            tracing::warn!("removing orphaned pod {uid}: {e}");
+        }
+        remove_logs_of(layout.data_dir(), &uid);
+    }
+}
+
+fn stop_all_shims(pod_dir: &Path) {
+    let attempts = std::fs::read_dir(pod_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|c| std::fs::read_dir(c.path()).into_iter().flatten().flatten());
+    for attempt in attempts {
+        if let Ok(handle) = ShimHandle::adopt(&attempt.path().join("shim"))
+            && handle.is_alive()
+        {
+            let _ = handle.stop(Duration::ZERO);
+            let _ = handle.wait(Duration::from_secs(30));
+        }
+    }
+}
+
+fn remove_logs_of(data_dir: &Path, uid: &str) {
+    let suffix = format!("_{uid}");
+    for e in std::fs::read_dir(data_dir.join("logs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if e.file_name().to_str().is_some_and(|n| n.ends_with(&suffix)) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_of_urls() {
+        assert_eq!(host_port("http://127.0.0.1:7700"), "127.0.0.1:7700");
+        assert_eq!(host_port("http://10.0.0.1:7700/x"), "10.0.0.1:7700");
+        assert_eq!(host_port("http://example"), "example:80");
+        assert_eq!(host_port("[::1]:7700"), "[::1]:7700");
+    }
+}
