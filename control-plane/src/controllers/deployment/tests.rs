@@ -1,0 +1,1 @@
+//! Deployment controller tests against the fake API and a fake clock.

@@ -1,0 +1,1 @@
+//! ReplicaSet controller tests against the fake API and a fake clock.
