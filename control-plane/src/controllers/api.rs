@@ -47,7 +47,11 @@ pub trait ControllerApi: Clone + Send + Sync + 'static {
 }
 
 impl ControllerApi for Client {
-    async fn list(&self, kind: Kind, opts: &ListOptions) -> Result<(Vec<Object>, u64), ClientError> {
+    async fn list(
+        &self,
+        kind: Kind,
+        opts: &ListOptions,
+    ) -> Result<(Vec<Object>, u64), ClientError> {
         Client::list(self, kind, opts).await
     }
 

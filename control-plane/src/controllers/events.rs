@@ -55,7 +55,13 @@ impl<A: ControllerApi> EventRecorder<A> {
     }
 
     /// Records that `reason` happened to `object`, with a human `message`.
-    pub async fn record<T: Resource>(&self, object: &T, type_: EventType, reason: &str, message: String) {
+    pub async fn record<T: Resource>(
+        &self,
+        object: &T,
+        type_: EventType,
+        reason: &str,
+        message: String,
+    ) {
         let meta = object.metadata();
         let uid = meta.uid.clone().unwrap_or_default();
         let dedup = (uid, reason.to_string(), message.clone());

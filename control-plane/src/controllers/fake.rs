@@ -89,7 +89,12 @@ impl FakeApi {
     pub fn objects(&self, kind: Kind) -> Vec<Object> {
         self.lock()
             .state
-            .list(kind, None, &Selector::everything(), &FieldSelector::default())
+            .list(
+                kind,
+                None,
+                &Selector::everything(),
+                &FieldSelector::default(),
+            )
             .into_iter()
             .map(|o| (*o).clone())
             .collect()
@@ -113,7 +118,9 @@ impl FakeApi {
         {
             o.metadata.name = format!("{prefix}{id:05}");
         }
-        let mut o = admit(o).map_err(|e| ClientError::Invalid(e.to_string()))?.object;
+        let mut o = admit(o)
+            .map_err(|e| ClientError::Invalid(e.to_string()))?
+            .object;
         o.metadata.uid = Some(format!("uid-{id}"));
         o.metadata.creation_timestamp = Some(self.clock.now());
         o.metadata.resource_version = None;
@@ -129,20 +136,33 @@ impl FakeApi {
             .map_err(|e| ClientError::Invalid(e.to_string()))?
             .object;
         self.apply(if status {
-            Command::UpdateStatus { object: o, precondition }
+            Command::UpdateStatus {
+                object: o,
+                precondition,
+            }
         } else {
-            Command::Update { object: o, precondition }
+            Command::Update {
+                object: o,
+                precondition,
+            }
         })
     }
 
-    fn delete_sync(&self, kind: Kind, namespace: &str, name: &str, opts: &DeleteOptions) -> Result<Object, ClientError> {
+    fn delete_sync(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Object, ClientError> {
         *self.lock().deletes.entry(kind).or_default() += 1;
         self.apply(Command::Delete {
             kind,
             namespace: namespace.to_string(),
             name: name.to_string(),
             precondition: (opts.resource_version != 0).then_some(opts.resource_version),
-            propagation: Propagation::parse(&opts.propagation_policy).map_err(ClientError::Invalid)?,
+            propagation: Propagation::parse(&opts.propagation_policy)
+                .map_err(ClientError::Invalid)?,
             grace_period_seconds: opts.grace_period_seconds,
             now: self.clock.now(),
         })
@@ -161,25 +181,45 @@ impl FakeApi {
         self.update_sync(object, true)
     }
 
-    pub fn delete_now(&self, kind: Kind, namespace: &str, name: &str) -> Result<Object, ClientError> {
+    pub fn delete_now(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Object, ClientError> {
         self.delete_sync(kind, namespace, name, &DeleteOptions::default())
     }
 }
 
 impl ControllerApi for FakeApi {
-    async fn list(&self, kind: Kind, opts: &ListOptions) -> Result<(Vec<Object>, u64), ClientError> {
-        let labels = Selector::parse(&opts.label_selector).map_err(|e| ClientError::Invalid(e.to_string()))?;
+    async fn list(
+        &self,
+        kind: Kind,
+        opts: &ListOptions,
+    ) -> Result<(Vec<Object>, u64), ClientError> {
+        let labels = Selector::parse(&opts.label_selector)
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
         let inner = self.lock();
         let items = inner
             .state
-            .list(kind, opts.namespace.as_deref(), &labels, &FieldSelector::default())
+            .list(
+                kind,
+                opts.namespace.as_deref(),
+                &labels,
+                &FieldSelector::default(),
+            )
             .into_iter()
             .map(|o| (*o).clone())
             .collect();
         Ok((items, inner.state.revision()))
     }
 
-    async fn watch(&self, kind: Kind, _opts: &ListOptions, revision: u64) -> Result<WatchStream, ClientError> {
+    async fn watch(
+        &self,
+        kind: Kind,
+        _opts: &ListOptions,
+        revision: u64,
+    ) -> Result<WatchStream, ClientError> {
         // Hand out what happened since `revision`; when nothing has, wait a
         // little for a change so a resuming informer does not spin.
         let notified = self.changed.notified();
@@ -217,7 +257,13 @@ impl ControllerApi for FakeApi {
         self.update_sync(object, true)
     }
 
-    async fn delete(&self, kind: Kind, namespace: &str, name: &str, opts: &DeleteOptions) -> Result<Object, ClientError> {
+    async fn delete(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Object, ClientError> {
         self.delete_sync(kind, namespace, name, opts)
     }
 }

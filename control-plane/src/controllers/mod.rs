@@ -9,6 +9,8 @@ pub mod error;
 pub mod events;
 pub mod expectations;
 pub mod fake;
+#[cfg(test)]
+mod harness;
 pub mod pods;
 pub mod replicaset;
 pub mod run;

@@ -54,9 +54,7 @@ pub fn until_available(pod: &Pod, min_ready: Duration, now: Time) -> Option<Dura
 
 /// Whether `pod`'s controller is the object with `uid`.
 pub fn controlled_by(pod: &Pod, uid: &str) -> bool {
-    pod.metadata
-        .controller_ref()
-        .is_some_and(|r| r.uid == uid)
+    pod.metadata.controller_ref().is_some_and(|r| r.uid == uid)
 }
 
 pub fn seconds(s: i32) -> Duration {

@@ -32,7 +32,11 @@ impl Default for ControllerConfig {
 }
 
 /// Runs the controllers against the API at `client` until `shutdown` resolves.
-pub async fn run_controllers(client: Client, config: ControllerConfig, shutdown: impl Future<Output = ()>) {
+pub async fn run_controllers(
+    client: Client,
+    config: ControllerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
     run_with(client, Arc::new(SystemClock), config, shutdown).await
 }
 
@@ -113,7 +117,11 @@ pub async fn run_with<A: ControllerApi>(
         _ = synced => {}
     }
     tracing::info!("controllers started (replicaset, deployment)");
-    tasks.spawn(run_workers(rsc, rs_queue.clone(), config.replicaset_workers));
+    tasks.spawn(run_workers(
+        rsc,
+        rs_queue.clone(),
+        config.replicaset_workers,
+    ));
     tasks.spawn(run_workers(dc, d_queue.clone(), config.deployment_workers));
     shutdown.await;
     rs_queue.shut_down();

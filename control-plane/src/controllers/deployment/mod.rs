@@ -21,7 +21,9 @@ use drover_proto::types::workload::{Deployment, DeploymentStatus, ReplicaSet};
 use crate::controllers::api::ControllerApi;
 use crate::controllers::error::ControllerError;
 use crate::controllers::events::EventRecorder;
-use crate::controllers::runtime::{Action, Cache, Clock, Handler, Notification, Reconciler, WorkQueue, key_of};
+use crate::controllers::runtime::{
+    Action, Cache, Clock, Handler, Notification, Reconciler, WorkQueue, key_of,
+};
 
 /// The controller's state: the caches it reads and the queue it feeds.
 pub struct DeploymentController<A: ControllerApi> {
@@ -63,9 +65,9 @@ impl<A: ControllerApi> DeploymentController<A> {
     pub fn deployment_handler(&self) -> Handler<Deployment> {
         let queue = self.queue.clone();
         Arc::new(move |n| match n {
-            Notification::Added(d) | Notification::Updated { new: d, .. } | Notification::Deleted(d) => {
-                queue.add(key_of(d.as_ref()))
-            }
+            Notification::Added(d)
+            | Notification::Updated { new: d, .. }
+            | Notification::Deleted(d) => queue.add(key_of(d.as_ref())),
         })
     }
 
@@ -121,7 +123,11 @@ impl<A: ControllerApi> DeploymentController<A> {
         v
     }
 
-    async fn write_status(&self, d: &Deployment, status: DeploymentStatus) -> Result<(), ControllerError> {
+    async fn write_status(
+        &self,
+        d: &Deployment,
+        status: DeploymentStatus,
+    ) -> Result<(), ControllerError> {
         if d.status.as_ref() == Some(&status) {
             return Ok(());
         }
@@ -130,7 +136,11 @@ impl<A: ControllerApi> DeploymentController<A> {
         copy.metadata.resource_version = None;
         match self.api.update_status(&copy.to_object()).await {
             Ok(_) | Err(ClientError::NotFound(_)) => Ok(()),
-            Err(e) => Err(ControllerError::api("updating status of", format!("deployment/{}", d.name()), e)),
+            Err(e) => Err(ControllerError::api(
+                "updating status of",
+                format!("deployment/{}", d.name()),
+                e,
+            )),
         }
     }
 }

@@ -8,7 +8,9 @@ use drover_proto::{Kind, ObjectMeta, Resource};
 
 use super::DeploymentController;
 use super::hash::{POD_TEMPLATE_HASH, runs_template, template_hash};
-use super::history::{CHANGE_CAUSE, DESIRED_REPLICAS, MAX_REPLICAS, REVISION, max_revision, revision_of};
+use super::history::{
+    CHANGE_CAUSE, DESIRED_REPLICAS, MAX_REPLICAS, REVISION, max_revision, revision_of,
+};
 use crate::controllers::api::ControllerApi;
 use crate::controllers::error::ControllerError;
 use crate::controllers::events::EventType;
@@ -40,9 +42,13 @@ impl<A: ControllerApi> DeploymentController<A> {
         let collision = d.status.as_ref().and_then(|s| s.collision_count);
         let hash = template_hash(&d.spec.template, collision);
         let existing = rses.iter().find(|rs| {
-            rs.metadata.labels.get(POD_TEMPLATE_HASH) == Some(&hash) || runs_template(rs, &d.spec.template)
+            rs.metadata.labels.get(POD_TEMPLATE_HASH) == Some(&hash)
+                || runs_template(rs, &d.spec.template)
         });
-        let old_max = max_revision(rses.iter().filter(|rs| existing.is_none_or(|e| e.metadata.uid != rs.metadata.uid)));
+        let old_max = max_revision(
+            rses.iter()
+                .filter(|rs| existing.is_none_or(|e| e.metadata.uid != rs.metadata.uid)),
+        );
         let revision = (old_max + 1).to_string();
         if let Some(rs) = existing {
             if revision_of(rs) > old_max {
@@ -63,13 +69,21 @@ impl<A: ControllerApi> DeploymentController<A> {
         }
         let replicas = initial();
         let mut template = d.spec.template.clone();
-        template.metadata.labels.insert(POD_TEMPLATE_HASH.into(), hash.clone());
+        template
+            .metadata
+            .labels
+            .insert(POD_TEMPLATE_HASH.into(), hash.clone());
         let mut selector: LabelSelector = d.spec.selector.clone();
-        selector.match_labels.insert(POD_TEMPLATE_HASH.into(), hash.clone());
+        selector
+            .match_labels
+            .insert(POD_TEMPLATE_HASH.into(), hash.clone());
         let mut annotations = std::collections::BTreeMap::new();
         annotations.insert(REVISION.to_string(), revision);
         annotations.insert(DESIRED_REPLICAS.to_string(), d.spec.replicas.to_string());
-        annotations.insert(MAX_REPLICAS.to_string(), (d.spec.replicas + max_surge).to_string());
+        annotations.insert(
+            MAX_REPLICAS.to_string(),
+            (d.spec.replicas + max_surge).to_string(),
+        );
         if let Some(cause) = d.metadata.annotations.get(CHANGE_CAUSE) {
             annotations.insert(CHANGE_CAUSE.to_string(), cause.clone());
         }
@@ -96,14 +110,18 @@ impl<A: ControllerApi> DeploymentController<A> {
                 let rs = decode(&stored)?;
                 if replicas > 0 {
                     let msg = format!("Scaled up replica set {} from 0 to {replicas}", rs.name());
-                    self.events.record(d, EventType::Normal, "ScalingReplicaSet", msg).await;
+                    self.events
+                        .record(d, EventType::Normal, "ScalingReplicaSet", msg)
+                        .await;
                 }
                 Ok((Some(rs), true))
             }
             Err(ClientError::AlreadyExists(m)) => {
                 // Someone else holds the name with another template: change the
                 // hash by counting the collision, then try again.
-                if let Some(theirs) = self.replicasets.get(&format!("{}/{}", d.namespace(), rs.name()))
+                if let Some(theirs) =
+                    self.replicasets
+                        .get(&format!("{}/{}", d.namespace(), rs.name()))
                     && runs_template(&theirs, &d.spec.template)
                 {
                     return Ok((Some((*theirs).clone()), false));
@@ -113,7 +131,11 @@ impl<A: ControllerApi> DeploymentController<A> {
                 status.collision_count = Some(status.collision_count.unwrap_or(0) + 1);
                 copy.metadata.resource_version = None;
                 let _ = self.api.update_status(&copy.to_object()).await;
-                Err(api_error("creating", rs.name(), ClientError::AlreadyExists(m)))
+                Err(api_error(
+                    "creating",
+                    rs.name(),
+                    ClientError::AlreadyExists(m),
+                ))
             }
             Err(e) => Err(api_error("creating", rs.name(), e)),
         }
@@ -139,7 +161,9 @@ impl<A: ControllerApi> DeploymentController<A> {
         }
         let mut copy = rs.clone();
         copy.spec.replicas = replicas;
-        copy.metadata.annotations.insert(DESIRED_REPLICAS.into(), desired);
+        copy.metadata
+            .annotations
+            .insert(DESIRED_REPLICAS.into(), desired);
         copy.metadata.annotations.insert(MAX_REPLICAS.into(), max);
         let stored = self
             .api
@@ -149,8 +173,13 @@ impl<A: ControllerApi> DeploymentController<A> {
         let from = rs.spec.replicas;
         if from != replicas {
             let direction = if replicas > from { "up" } else { "down" };
-            let msg = format!("Scaled {direction} replica set {} from {from} to {replicas}", rs.name());
-            self.events.record(d, EventType::Normal, "ScalingReplicaSet", msg).await;
+            let msg = format!(
+                "Scaled {direction} replica set {} from {from} to {replicas}",
+                rs.name()
+            );
+            self.events
+                .record(d, EventType::Normal, "ScalingReplicaSet", msg)
+                .await;
         }
         decode(&stored)
     }
@@ -160,7 +189,11 @@ impl<A: ControllerApi> DeploymentController<A> {
             resource_version: rs.metadata.revision().unwrap_or(0),
             ..DeleteOptions::default()
         };
-        match self.api.delete(Kind::ReplicaSet, rs.namespace(), rs.name(), &opts).await {
+        match self
+            .api
+            .delete(Kind::ReplicaSet, rs.namespace(), rs.name(), &opts)
+            .await
+        {
             Ok(_) | Err(ClientError::NotFound(_)) => Ok(()),
             Err(e) => Err(api_error("deleting", rs.name(), e)),
         }

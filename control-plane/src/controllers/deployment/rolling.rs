@@ -54,7 +54,12 @@ pub fn new_replicaset_target(replicas: i32, max_surge: i32, new: i32, total_desi
 
 /// Next `spec.replicas` of each old ReplicaSet (oldest first): first shed
 /// their unavailable pods, then available ones while enough stay available.
-pub fn old_replicasets_targets(replicas: i32, max_unavailable: i32, new: Size, old: &[Size]) -> Vec<i32> {
+pub fn old_replicasets_targets(
+    replicas: i32,
+    max_unavailable: i32,
+    new: Size,
+    old: &[Size],
+) -> Vec<i32> {
     let mut targets: Vec<i32> = old.iter().map(|s| s.desired).collect();
     let old_total: i32 = targets.iter().sum();
     if old_total == 0 {

@@ -17,7 +17,10 @@ use crate::controllers::runtime::Action;
 fn size(rs: &ReplicaSet) -> Size {
     Size::new(
         rs.spec.replicas,
-        rs.status.as_ref().map(|s| s.available_replicas).unwrap_or(0),
+        rs.status
+            .as_ref()
+            .map(|s| s.available_replicas)
+            .unwrap_or(0),
     )
 }
 
@@ -39,7 +42,9 @@ impl<A: ControllerApi> DeploymentController<A> {
             let total: i32 = rses.iter().map(|rs| rs.spec.replicas).sum();
             new_replicaset_target(d.spec.replicas, surge, 0, total)
         };
-        let (new, created) = self.new_replicaset(d, &rses, create, initial, surge).await?;
+        let (new, created) = self
+            .new_replicaset(d, &rses, create, initial, surge)
+            .await?;
         let new_uid = new.as_ref().and_then(|rs| rs.metadata.uid.clone());
         let mut old: Vec<ReplicaSet> = rses
             .into_iter()
@@ -53,15 +58,20 @@ impl<A: ControllerApi> DeploymentController<A> {
             } else if recreate {
                 self.step_recreate(d, &mut new, &old).await?
             } else if let Some(n) = &new {
-                self.step_rolling(d, n, &mut old, surge, unavailable).await?
+                self.step_rolling(d, n, &mut old, surge, unavailable)
+                    .await?
             } else {
                 false
             };
             if acted {
-                return self.sync_status(d, new.as_ref(), &old, unavailable, false).await;
+                return self
+                    .sync_status(d, new.as_ref(), &old, unavailable, false)
+                    .await;
             }
         }
-        let action = self.sync_status(d, new.as_ref(), &old, unavailable, created).await?;
+        let action = self
+            .sync_status(d, new.as_ref(), &old, unavailable, created)
+            .await?;
         let done = d.status.as_ref().is_some_and(|s| is_complete(d, s));
         if done || paused {
             for rs in to_clean_up(&old, d.spec.revision_history_limit) {
@@ -138,7 +148,10 @@ impl<A: ControllerApi> DeploymentController<A> {
         if acted {
             return Ok(true);
         }
-        let old_uids: Vec<&str> = old.iter().filter_map(|rs| rs.metadata.uid.as_deref()).collect();
+        let old_uids: Vec<&str> = old
+            .iter()
+            .filter_map(|rs| rs.metadata.uid.as_deref())
+            .collect();
         let old_pods_running = self.pods.list(d.namespace()).iter().any(|p| {
             let phase_done = !is_active(p) && p.metadata.deletion_timestamp.is_none();
             !phase_done
@@ -173,7 +186,11 @@ impl<A: ControllerApi> DeploymentController<A> {
         unavailable: i32,
         created: bool,
     ) -> Result<Action, ControllerError> {
-        let all: Vec<ReplicaSet> = new.into_iter().cloned().chain(old.iter().cloned()).collect();
+        let all: Vec<ReplicaSet> = new
+            .into_iter()
+            .cloned()
+            .chain(old.iter().cloned())
+            .collect();
         let (status, requeue) = calculate(d, new, &all, unavailable, created, self.clock.now());
         self.write_status(d, status).await?;
         Ok(match requeue {

@@ -87,9 +87,17 @@ pub fn calculate(
         collision_count: old.collision_count,
     };
     let (status, reason, message) = if available >= d.spec.replicas - max_unavailable {
-        ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
+        (
+            "True",
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.",
+        )
     } else {
-        ("False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.")
+        (
+            "False",
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.",
+        )
     };
     let mut avail = condition(AVAILABLE, status, reason, message.into(), now);
     if let Some(prev) = get_condition(&old, AVAILABLE)
@@ -105,19 +113,39 @@ pub fn calculate(
     let deadline = seconds(d.spec.progress_deadline_seconds);
     let mut requeue = None;
     let progressing = if d.spec.paused {
-        Some(condition(PROGRESSING, "Unknown", PAUSED, "Deployment is paused".into(), now))
+        Some(condition(
+            PROGRESSING,
+            "Unknown",
+            PAUSED,
+            "Deployment is paused".into(),
+            now,
+        ))
     } else if previous.as_ref().and_then(|c| c.reason.as_deref()) == Some(PAUSED) {
-        Some(condition(PROGRESSING, "Unknown", RESUMED, "Deployment is resumed".into(), now))
+        Some(condition(
+            PROGRESSING,
+            "Unknown",
+            RESUMED,
+            "Deployment is resumed".into(),
+            now,
+        ))
     } else if is_complete(d, &s) {
         let msg = format!("ReplicaSet \"{rs_name}\" has successfully progressed.");
         match &previous {
-            Some(c) if c.reason.as_deref() == Some(NEW_RS_AVAILABLE) && c.message.as_deref() == Some(msg.as_str()) => None,
+            Some(c)
+                if c.reason.as_deref() == Some(NEW_RS_AVAILABLE)
+                    && c.message.as_deref() == Some(msg.as_str()) =>
+            {
+                None
+            }
             _ => Some(condition(PROGRESSING, "True", NEW_RS_AVAILABLE, msg, now)),
         }
     } else if created_new {
         let msg = format!("Created new replica set \"{rs_name}\"");
         Some(condition(PROGRESSING, "True", NEW_RS_CREATED, msg, now))
-    } else if previous.is_none() || made_progress(&old, &s) || previous_was_complete(previous.as_ref()) {
+    } else if previous.is_none()
+        || made_progress(&old, &s)
+        || previous_was_complete(previous.as_ref())
+    {
         let msg = format!("ReplicaSet \"{rs_name}\" is progressing.");
         requeue = Some(deadline);
         Some(condition(PROGRESSING, "True", RS_UPDATED, msg, now))
@@ -129,7 +157,13 @@ pub fn calculate(
                 let spent = elapsed(since, now);
                 if spent >= deadline {
                     let msg = format!("ReplicaSet \"{rs_name}\" has timed out progressing.");
-                    Some(condition(PROGRESSING, "False", PROGRESS_DEADLINE_EXCEEDED, msg, now))
+                    Some(condition(
+                        PROGRESSING,
+                        "False",
+                        PROGRESS_DEADLINE_EXCEEDED,
+                        msg,
+                        now,
+                    ))
                 } else {
                     requeue = Some(deadline - spent);
                     None

@@ -125,11 +125,18 @@ impl<A: ControllerApi> ReplicaSetController<A> {
         self.pods
             .list(rs.namespace())
             .into_iter()
-            .filter(|p| controlled_by(p, uid) && is_active(p) && selector.matches(&p.metadata.labels))
+            .filter(|p| {
+                controlled_by(p, uid) && is_active(p) && selector.matches(&p.metadata.labels)
+            })
             .collect()
     }
 
-    async fn create_pods(&self, rs: &ReplicaSet, key: &str, count: usize) -> Result<(), ControllerError> {
+    async fn create_pods(
+        &self,
+        rs: &ReplicaSet,
+        key: &str,
+        count: usize,
+    ) -> Result<(), ControllerError> {
         self.expectations.expect_creations(key, count);
         // Slow start (1, 2, 4, ...): a quota or validation error fails one
         // request, not hundreds.
@@ -143,12 +150,19 @@ impl<A: ControllerApi> ReplicaSetController<A> {
                 match r {
                     Ok(created) => {
                         let message = format!("Created pod: {}", created.metadata.name);
-                        self.events.record(rs, EventType::Normal, "SuccessfulCreate", message).await;
+                        self.events
+                            .record(rs, EventType::Normal, "SuccessfulCreate", message)
+                            .await;
                     }
                     Err(e) => {
                         self.expectations.creation_observed(key);
                         self.events
-                            .record(rs, EventType::Warning, "FailedCreate", format!("Error creating: {e}"))
+                            .record(
+                                rs,
+                                EventType::Warning,
+                                "FailedCreate",
+                                format!("Error creating: {e}"),
+                            )
                             .await;
                         first_error.get_or_insert(e);
                     }
@@ -160,14 +174,23 @@ impl<A: ControllerApi> ReplicaSetController<A> {
                 for _ in done..count {
                     self.expectations.creation_observed(key);
                 }
-                return Err(ControllerError::api("creating pods for", format!("replicaset/{}", rs.name()), e));
+                return Err(ControllerError::api(
+                    "creating pods for",
+                    format!("replicaset/{}", rs.name()),
+                    e,
+                ));
             }
             batch *= 2;
         }
         Ok(())
     }
 
-    async fn delete_pods(&self, rs: &ReplicaSet, key: &str, victims: Vec<Arc<Pod>>) -> Result<(), ControllerError> {
+    async fn delete_pods(
+        &self,
+        rs: &ReplicaSet,
+        key: &str,
+        victims: Vec<Arc<Pod>>,
+    ) -> Result<(), ControllerError> {
         self.expectations
             .expect_deletions(key, victims.iter().map(|p| key_of(p.as_ref())));
         let opts = DeleteOptions::default();
@@ -182,40 +205,63 @@ impl<A: ControllerApi> ReplicaSetController<A> {
             match r {
                 Ok(_) => {
                     let message = format!("Deleted pod: {}", pod.name());
-                    self.events.record(rs, EventType::Normal, "SuccessfulDelete", message).await;
-                }
-                Err(ClientError::NotFound(_)) => {
-                    self.expectations.deletion_observed(key, &key_of(pod.as_ref()))
-                }
-                Err(e) => {
-                    self.expectations.deletion_observed(key, &key_of(pod.as_ref()));
                     self.events
-                        .record(rs, EventType::Warning, "FailedDelete", format!("Error deleting: {e}"))
+                        .record(rs, EventType::Normal, "SuccessfulDelete", message)
+                        .await;
+                }
+                Err(ClientError::NotFound(_)) => self
+                    .expectations
+                    .deletion_observed(key, &key_of(pod.as_ref())),
+                Err(e) => {
+                    self.expectations
+                        .deletion_observed(key, &key_of(pod.as_ref()));
+                    self.events
+                        .record(
+                            rs,
+                            EventType::Warning,
+                            "FailedDelete",
+                            format!("Error deleting: {e}"),
+                        )
                         .await;
                     first_error.get_or_insert(e);
                 }
             }
         }
         match first_error {
-            Some(e) => Err(ControllerError::api("deleting pods of", format!("replicaset/{}", rs.name()), e)),
+            Some(e) => Err(ControllerError::api(
+                "deleting pods of",
+                format!("replicaset/{}", rs.name()),
+                e,
+            )),
             None => Ok(()),
         }
     }
 
     /// Creates or deletes pods so that `pods.len()` becomes `spec.replicas`.
-    async fn manage_replicas(&self, rs: &ReplicaSet, key: &str, pods: &[Arc<Pod>]) -> Result<(), ControllerError> {
+    async fn manage_replicas(
+        &self,
+        rs: &ReplicaSet,
+        key: &str,
+        pods: &[Arc<Pod>],
+    ) -> Result<(), ControllerError> {
         let want = usize::try_from(rs.spec.replicas).unwrap_or(0);
         if pods.len() < want {
-            self.create_pods(rs, key, (want - pods.len()).min(BURST_REPLICAS)).await
+            self.create_pods(rs, key, (want - pods.len()).min(BURST_REPLICAS))
+                .await
         } else if pods.len() > want {
             let n = (pods.len() - want).min(BURST_REPLICAS);
-            self.delete_pods(rs, key, rank::pods_to_delete(pods, n)).await
+            self.delete_pods(rs, key, rank::pods_to_delete(pods, n))
+                .await
         } else {
             Ok(())
         }
     }
 
-    async fn write_status(&self, rs: &ReplicaSet, status: ReplicaSetStatus) -> Result<(), ControllerError> {
+    async fn write_status(
+        &self,
+        rs: &ReplicaSet,
+        status: ReplicaSetStatus,
+    ) -> Result<(), ControllerError> {
         if rs.status.as_ref() == Some(&status) {
             return Ok(());
         }
@@ -225,7 +271,11 @@ impl<A: ControllerApi> ReplicaSetController<A> {
         copy.metadata.resource_version = None;
         match self.api.update_status(&copy.to_object()).await {
             Ok(_) | Err(ClientError::NotFound(_)) => Ok(()),
-            Err(e) => Err(ControllerError::api("updating status of", format!("replicaset/{}", rs.name()), e)),
+            Err(e) => Err(ControllerError::api(
+                "updating status of",
+                format!("replicaset/{}", rs.name()),
+                e,
+            )),
         }
     }
 }
@@ -240,16 +290,19 @@ impl<A: ControllerApi> Reconciler for ReplicaSetController<A> {
             self.expectations.forget(key);
             return Ok(Action::await_change());
         };
-        let selector = Selector::from_label_selector(&rs.spec.selector).map_err(|e| ControllerError::Invalid {
-            object: format!("replicaset/{}", rs.name()),
-            message: e.to_string(),
+        let selector = Selector::from_label_selector(&rs.spec.selector).map_err(|e| {
+            ControllerError::Invalid {
+                object: format!("replicaset/{}", rs.name()),
+                message: e.to_string(),
+            }
         })?;
         let pods = self.owned_pods(&rs, &selector);
-        let managed = if self.expectations.satisfied(key) && rs.metadata.deletion_timestamp.is_none() {
-            self.manage_replicas(&rs, key, &pods).await
-        } else {
-            Ok(())
-        };
+        let managed =
+            if self.expectations.satisfied(key) && rs.metadata.deletion_timestamp.is_none() {
+                self.manage_replicas(&rs, key, &pods).await
+            } else {
+                Ok(())
+            };
         let now = self.clock.now();
         let status = status::calculate(&rs, &pods, now);
         self.write_status(&rs, status).await?;

@@ -87,7 +87,13 @@ mod tests {
             .collect();
         assert_eq!(
             order,
-            ["unscheduled", "pending", "not-ready", "new-ready", "old-ready"]
+            [
+                "unscheduled",
+                "pending",
+                "not-ready",
+                "new-ready",
+                "old-ready"
+            ]
         );
         assert_eq!(pods_to_delete(&pods, 2).len(), 2);
     }

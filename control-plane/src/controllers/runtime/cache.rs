@@ -100,10 +100,12 @@ impl<T: Resource> Cache<T> {
 
     /// Forgets one object; None if it was not cached.
     pub fn remove(&self, object: &T) -> Option<Notification<T>> {
-        self.write().remove(&key_of(object)).map(Notification::Deleted)
+        self.write()
+            .remove(&key_of(object))
+            .map(Notification::Deleted)
     }
 
-    /// Replaces the whole content after a (re)list; returns what changed,
+    /// Replaces the whole content after a (re)list; returns what changed (objects at the same resourceVersion are unchanged),
     /// including deletions missed while the watch was down.
     pub fn replace(&self, objects: Vec<T>) -> Vec<Notification<T>> {
         let fresh: HashMap<String, Arc<T>> = objects
@@ -118,13 +120,16 @@ impl<T: Resource> Cache<T> {
             }
         }
         for (key, new) in &fresh {
-            out.push(match map.get(key) {
-                Some(old) => Notification::Updated {
+            match map.get(key) {
+                // Unchanged since we last saw it: nothing to tell.
+                Some(old) if old.metadata().resource_version == new.metadata().resource_version => {
+                }
+                Some(old) => out.push(Notification::Updated {
                     old: old.clone(),
                     new: new.clone(),
-                },
-                None => Notification::Added(new.clone()),
-            });
+                }),
+                None => out.push(Notification::Added(new.clone())),
+            }
         }
         *map = fresh;
         out
