@@ -5,7 +5,10 @@ pub mod delete;
 pub mod describe;
 pub mod dev;
 pub mod get;
+pub mod rollout;
+pub mod scale;
 pub mod server;
+pub mod target;
 
 use anyhow::Result;
 use drover_proto::client::{Client, ClientError};
