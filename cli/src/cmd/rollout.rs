@@ -196,7 +196,7 @@ async fn history(client: &Client, ns: &str, name: &str) -> Result<()> {
     let mut rses = owned_replicasets(client, &d).await?;
     rses.sort_by_key(revision_of);
     println!("{}", qualified(Kind::Deployment, name));
-    println!("{:<10}{}", "REVISION", "CHANGE-CAUSE");
+    println!("{:<10}CHANGE-CAUSE", "REVISION");
     for rs in rses.iter().filter(|rs| revision_of(rs) > 0) {
         let cause = rs
             .metadata

@@ -47,12 +47,8 @@ impl<T: Resource, A: ControllerApi> Informer<T, A> {
                 }
             };
             let mut revision = revision;
-            loop {
-                match self.watch(&opts, &mut revision).await {
-                    WatchEnd::Resume => continue,
-                    WatchEnd::Relist => break,
-                }
-            }
+            // Resume after each stream end; leave to list again when the history is gone.
+            while let WatchEnd::Resume = self.watch(&opts, &mut revision).await {}
         }
     }
 
