@@ -172,10 +172,22 @@ fn deployment_rolls_out_scales_undoes_and_cascades() {
     assert!(events.contains("ScalingReplicaSet") && events.contains("SuccessfulCreate"));
 
     ok(server.drover(&["delete", "deploy", "web"]));
-    eventually(Duration::from_secs(20), || {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
         let rs = ok(server.drover(&["get", "rs", "-o", "name"]));
-        (rs.is_empty() && pods(&rt, &server.url).is_empty()).then_some(())
-    });
+        let left = pods(&rt, &server.url);
+        if rs.is_empty() && left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left after deleting the deployment: {rs} {:?}",
+            left.iter()
+                .map(|p| (&p.metadata.name, &p.metadata.owner_references))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
