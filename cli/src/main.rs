@@ -37,6 +37,10 @@ enum Command {
     Describe(cmd::describe::DescribeArgs),
     /// Delete objects by name or by manifest.
     Delete(cmd::delete::DeleteArgs),
+    /// Set the replicas of a Deployment or ReplicaSet.
+    Scale(cmd::scale::ScaleArgs),
+    /// Manage a Deployment's rollout: status, history, undo, restart, pause, resume.
+    Rollout(cmd::rollout::RolloutArgs),
     /// Print the client and server versions.
     Version,
     /// Run an API server.
@@ -73,6 +77,8 @@ fn main() -> ExitCode {
             Command::Get(a) => cmd::get::run(&cli.server, a).await,
             Command::Describe(a) => cmd::describe::run(&cli.server, a).await,
             Command::Delete(a) => cmd::delete::run(&cli.server, a).await,
+            Command::Scale(a) => cmd::scale::run(&cli.server, a).await,
+            Command::Rollout(a) => cmd::rollout::run(&cli.server, a).await,
             Command::Version => cmd::version(&cli.server).await,
             Command::Server(a) => cmd::server::run(a).await,
             Command::Dev(a) => cmd::dev::run(a).await,

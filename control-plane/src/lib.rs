@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod command;
+pub mod controllers;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -23,12 +23,16 @@ pub struct DevArgs {
     /// Apply, print the state, then stop (for scripts).
     #[arg(long)]
     exit_after_apply: bool,
+    /// Do not run the controllers.
+    #[arg(long)]
+    no_controllers: bool,
 }
 
 pub async fn run(args: DevArgs) -> Result<()> {
     super::server::init_logging();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (ctl_stop_tx, ctl_stop_rx) = tokio::sync::watch::channel(false);
     let config = ServerConfig {
         data_dir: args.data_dir.clone(),
         listen: args.listen,
@@ -44,6 +48,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
                 _ = super::server::shutdown_signal() => {}
                 _ = stop_rx => {}
             }
+            let _ = ctl_stop_tx.send(true);
         },
     ));
     let addr = match ready_rx.await {
@@ -55,6 +60,9 @@ pub async fn run(args: DevArgs) -> Result<()> {
             };
         }
     };
+    if !args.no_controllers {
+        super::server::spawn_controllers(addr, ctl_stop_rx);
+    }
     let url = format!("http://{addr}");
     println!(
         "Drover dev cluster: API at {url} (data in {})",

@@ -8,7 +8,10 @@ pub mod dev;
 pub mod get;
 pub mod image;
 pub mod logs;
+pub mod rollout;
+pub mod scale;
 pub mod server;
+pub mod target;
 
 use anyhow::Result;
 use drover_proto::client::{Client, ClientError};

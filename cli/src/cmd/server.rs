@@ -18,6 +18,9 @@ pub struct ServerArgs {
     /// Changes kept for watches to resume from.
     #[arg(long, default_value_t = 100_000)]
     history_limit: usize,
+    /// Do not run the controllers (Deployments and ReplicaSets are then only stored).
+    #[arg(long)]
+    no_controllers: bool,
 }
 
 pub fn init_logging() {
@@ -58,11 +61,44 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         listen: args.listen,
         history_limit: args.history_limit,
     };
-    serve(
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(serve(
         config,
-        |addr| eprintln!("drover server listening on http://{addr}"),
-        shutdown_signal(),
-    )
-    .await?;
+        move |addr| {
+            eprintln!("drover server listening on http://{addr}");
+            let _ = ready_tx.send(addr);
+        },
+        async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        },
+    ));
+    if !args.no_controllers
+        && let Ok(addr) = ready_rx.await
+    {
+        spawn_controllers(addr, stop_rx);
+    }
+    server.await??;
     Ok(())
+}
+
+/// Connects a client to the API that just started and runs the controllers
+/// until `stop` turns true. A single server is always the leader.
+pub fn spawn_controllers(addr: SocketAddr, mut stop: tokio::sync::watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let url = format!("http://{addr}");
+        let client = match drover_proto::client::Client::connect(&url).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "controllers cannot reach the API; they are not running");
+                return;
+            }
+        };
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        drover_control_plane::controllers::run_controllers(client, Default::default(), shutdown)
+            .await;
+    });
 }

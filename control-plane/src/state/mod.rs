@@ -310,6 +310,27 @@ impl StateMachine {
         }
     }
 
+    /// A controller acting on a stale cache may create a dependent of an
+    /// owner that was just deleted; nothing would ever collect it, so such a
+    /// create is refused.
+    fn controller_alive(&self, object: &Object) -> Result<(), ApplyError> {
+        let Some(owner) = object.metadata.controller_ref() else {
+            return Ok(());
+        };
+        let alive = self
+            .by_uid
+            .get(&owner.uid)
+            .and_then(|k| self.objects.get(k))
+            .is_some_and(|o| o.metadata.deletion_timestamp.is_none());
+        if alive {
+            return Ok(());
+        }
+        Err(ApplyError::Invalid(format!(
+            "metadata.ownerReferences: controller {} {:?} (uid {}) does not exist or is being deleted",
+            owner.kind, owner.name, owner.uid
+        )))
+    }
+
     fn create(
         &mut self,
         object: &Object,
@@ -319,6 +340,7 @@ impl StateMachine {
         if let Some(ns) = &ns {
             self.namespace_exists(ns)?;
         }
+        self.controller_alive(object)?;
         let key = object_key(kind, ns.as_deref().unwrap_or(""), &object.metadata.name);
         if self.objects.contains_key(&key) {
             return Err(ApplyError::AlreadyExists {

@@ -530,3 +530,24 @@ fn services_get_the_lowest_free_addresses() {
     let c = create(&mut sm, svc("c", json!({})));
     assert_eq!(c.body["spec"]["clusterIP"], "10.96.0.2");
 }
+
+#[test]
+fn dependents_of_a_gone_controller_are_refused() {
+    let mut sm = StateMachine::new(100);
+    let owner = create(&mut sm, rs("web"));
+    create(&mut sm, owned(pod("p1", None), &owner));
+    sm.apply(&delete(
+        Kind::ReplicaSet,
+        "web",
+        Propagation::Background,
+        None,
+    ))
+    .0
+    .unwrap();
+    // A controller with a stale cache tries to replace the pod.
+    let (r, changes) = sm.apply(&Command::Create {
+        object: owned(pod("p2", None), &owner),
+    });
+    assert!(matches!(r, Err(ApplyError::Invalid(m)) if m.contains("does not exist")));
+    assert!(changes.is_empty());
+}

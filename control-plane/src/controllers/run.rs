@@ -1,0 +1,131 @@
+//! The entry point the server starts on the leader: informers for pods,
+//! ReplicaSets and Deployments, and the workers of each controller.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use drover_proto::client::Client;
+use drover_proto::types::{Deployment, Pod, ReplicaSet};
+
+use super::api::ControllerApi;
+use super::deployment::DeploymentController;
+use super::replicaset::ReplicaSetController;
+use super::runtime::{
+    Backoff, Cache, Clock, Handler, Informer, Notification, SystemClock, WorkQueue, run_workers,
+};
+
+/// How many workers each controller runs.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    pub replicaset_workers: usize,
+    pub deployment_workers: usize,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        // Kubernetes' defaults (--concurrent-replicaset-syncs, --concurrent-deployment-syncs).
+        ControllerConfig {
+            replicaset_workers: 5,
+            deployment_workers: 5,
+        }
+    }
+}
+
+/// Runs the controllers against the API at `client` until `shutdown` resolves.
+pub async fn run_controllers(
+    client: Client,
+    config: ControllerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    run_with(client, Arc::new(SystemClock), config, shutdown).await
+}
+
+/// Fans one notification out to several handlers.
+fn both<T: Send + Sync + 'static>(a: Handler<T>, b: Handler<T>) -> Handler<T> {
+    Arc::new(move |n: &Notification<T>| {
+        a(n);
+        b(n);
+    })
+}
+
+/// [`run_controllers`] over any API and clock (tests and benchmarks).
+pub async fn run_with<A: ControllerApi>(
+    api: A,
+    clock: Arc<dyn Clock>,
+    config: ControllerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let pods: Cache<Pod> = Cache::default();
+    let replicasets: Cache<ReplicaSet> = Cache::default();
+    let deployments: Cache<Deployment> = Cache::default();
+    let rs_queue = Arc::new(WorkQueue::new(clock.clone(), Backoff::default()));
+    let d_queue = Arc::new(WorkQueue::new(clock.clone(), Backoff::default()));
+    let rsc = Arc::new(ReplicaSetController::new(
+        api.clone(),
+        clock.clone(),
+        replicasets.clone(),
+        pods.clone(),
+        rs_queue.clone(),
+    ));
+    let dc = Arc::new(DeploymentController::new(
+        api.clone(),
+        clock.clone(),
+        deployments.clone(),
+        replicasets.clone(),
+        pods.clone(),
+        d_queue.clone(),
+    ));
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(
+        Informer {
+            api: api.clone(),
+            cache: pods.clone(),
+            handler: both(rsc.pod_handler(), dc.pod_handler()),
+        }
+        .run(),
+    );
+    tasks.spawn(
+        Informer {
+            api: api.clone(),
+            cache: replicasets.clone(),
+            handler: both(rsc.replicaset_handler(), dc.replicaset_handler()),
+        }
+        .run(),
+    );
+    tasks.spawn(
+        Informer {
+            api: api.clone(),
+            cache: deployments.clone(),
+            handler: dc.deployment_handler(),
+        }
+        .run(),
+    );
+    // Workers start once every cache holds its first list, so no controller
+    // acts on a partial view (a missing pod would be re-created).
+    let synced = {
+        let (p, r, d) = (pods.clone(), replicasets.clone(), deployments.clone());
+        async move {
+            while !(p.has_synced() && r.has_synced() && d.has_synced()) {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    tokio::pin!(shutdown);
+    tokio::select! {
+        _ = &mut shutdown => { tasks.abort_all(); return; }
+        _ = synced => {}
+    }
+    tracing::info!("controllers started (replicaset, deployment)");
+    tasks.spawn(run_workers(
+        rsc,
+        rs_queue.clone(),
+        config.replicaset_workers,
+    ));
+    tasks.spawn(run_workers(dc, d_queue.clone(), config.deployment_workers));
+    shutdown.await;
+    rs_queue.shut_down();
+    d_queue.shut_down();
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+}
