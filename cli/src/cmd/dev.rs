@@ -60,9 +60,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
             };
         }
     };
-    if !args.no_controllers {
-        super::server::spawn_controllers(addr, ctl_stop_rx);
-    }
+    super::server::spawn_leader_work(addr, ctl_stop_rx, !args.no_controllers, true);
     let url = format!("http://{addr}");
     println!(
         "Drover dev cluster: API at {url} (data in {})",

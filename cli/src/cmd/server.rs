@@ -21,6 +21,9 @@ pub struct ServerArgs {
     /// Do not run the controllers (Deployments and ReplicaSets are then only stored).
     #[arg(long)]
     no_controllers: bool,
+    /// Do not run the scheduler (pods then wait for a nodeName set by hand).
+    #[arg(long)]
+    no_scheduler: bool,
 }
 
 pub fn init_logging() {
@@ -74,31 +77,49 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             let _ = stop_tx.send(true);
         },
     ));
-    if !args.no_controllers
-        && let Ok(addr) = ready_rx.await
-    {
-        spawn_controllers(addr, stop_rx);
+    if let Ok(addr) = ready_rx.await {
+        spawn_leader_work(addr, stop_rx, !args.no_controllers, !args.no_scheduler);
     }
     server.await??;
     Ok(())
 }
 
-/// Connects a client to the API that just started and runs the controllers
-/// until `stop` turns true. A single server is always the leader.
-pub fn spawn_controllers(addr: SocketAddr, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// Connects a client to the API that just started and runs the leader-only
+/// work (controllers, scheduler) until `stop` turns true. A single server is
+/// always the leader.
+pub fn spawn_leader_work(
+    addr: SocketAddr,
+    stop: tokio::sync::watch::Receiver<bool>,
+    controllers: bool,
+    scheduler: bool,
+) {
     tokio::spawn(async move {
         let url = format!("http://{addr}");
         let client = match drover_proto::client::Client::connect(&url).await {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!(error = %e, "controllers cannot reach the API; they are not running");
+                tracing::error!(error = %e, "leader work cannot reach the API; controllers and scheduler are not running");
                 return;
             }
         };
-        let shutdown = async move {
+        let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        drover_control_plane::controllers::run_controllers(client, Default::default(), shutdown)
+        if scheduler {
+            let config = drover_scheduler::SchedulerConfig::default();
+            tokio::spawn(drover_scheduler::run(
+                client.clone(),
+                config,
+                stopped(stop.clone()),
+            ));
+        }
+        if controllers {
+            drover_control_plane::controllers::run_controllers(
+                client,
+                Default::default(),
+                stopped(stop),
+            )
             .await;
+        }
     });
 }
