@@ -80,6 +80,10 @@ pub async fn run(args: DevArgs) -> Result<()> {
         println!(
             "Try: drover get all   |   curl {url}/api/v1/namespaces/default/services   |   Ctrl-C to stop"
         );
+        println!(
+            "Pods are placed once nodes join: `drover agent --hollow --count 3 --server {url}` (simulated) \
+             or, as root, `drover agent --node-name $(hostname) --data-dir /var/lib/drover/agent --server {url}`"
+        );
     }
     server.await.context("the control plane task failed")??;
     Ok(())
