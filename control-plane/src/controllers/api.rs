@@ -87,3 +87,25 @@ impl ControllerApi for Client {
         Client::delete(self, kind, namespace, name, opts).await
     }
 }
+
+/// Writes `updated` (a copy of `current` with a new status) unless nothing
+/// changed. The write is unconditional: status is derived from the cache and
+/// the next reconcile corrects a stale one. A vanished object is not an error.
+pub async fn write_status<A: ControllerApi, T: drover_proto::Resource + PartialEq>(
+    api: &A,
+    current: &T,
+    mut updated: T,
+) -> Result<(), crate::controllers::error::ControllerError> {
+    if *current == updated {
+        return Ok(());
+    }
+    updated.metadata_mut().resource_version = None;
+    match api.update_status(&updated.to_object()).await {
+        Ok(_) | Err(ClientError::NotFound(_)) => Ok(()),
+        Err(e) => Err(crate::controllers::error::ControllerError::api(
+            "updating status of",
+            format!("{}/{}", T::KIND.lower(), current.name()),
+            e,
+        )),
+    }
+}

@@ -14,7 +14,6 @@ mod tests;
 use std::sync::Arc;
 
 use drover_proto::Resource;
-use drover_proto::client::ClientError;
 use drover_proto::types::pod::Pod;
 use drover_proto::types::workload::{Deployment, DeploymentStatus, ReplicaSet};
 
@@ -128,20 +127,9 @@ impl<A: ControllerApi> DeploymentController<A> {
         d: &Deployment,
         status: DeploymentStatus,
     ) -> Result<(), ControllerError> {
-        if d.status.as_ref() == Some(&status) {
-            return Ok(());
-        }
-        let mut copy = d.clone();
-        copy.status = Some(status);
-        copy.metadata.resource_version = None;
-        match self.api.update_status(&copy.to_object()).await {
-            Ok(_) | Err(ClientError::NotFound(_)) => Ok(()),
-            Err(e) => Err(ControllerError::api(
-                "updating status of",
-                format!("deployment/{}", d.name()),
-                e,
-            )),
-        }
+        let mut updated = d.clone();
+        updated.status = Some(status);
+        crate::controllers::api::write_status(&self.api, d, updated).await
     }
 }
 

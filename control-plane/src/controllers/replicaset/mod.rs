@@ -262,21 +262,9 @@ impl<A: ControllerApi> ReplicaSetController<A> {
         rs: &ReplicaSet,
         status: ReplicaSetStatus,
     ) -> Result<(), ControllerError> {
-        if rs.status.as_ref() == Some(&status) {
-            return Ok(());
-        }
-        let mut copy = rs.clone();
-        copy.status = Some(status);
-        // Status is derived from the cache; the next reconcile corrects a stale write.
-        copy.metadata.resource_version = None;
-        match self.api.update_status(&copy.to_object()).await {
-            Ok(_) | Err(ClientError::NotFound(_)) => Ok(()),
-            Err(e) => Err(ControllerError::api(
-                "updating status of",
-                format!("replicaset/{}", rs.name()),
-                e,
-            )),
-        }
+        let mut updated = rs.clone();
+        updated.status = Some(status);
+        crate::controllers::api::write_status(&self.api, rs, updated).await
     }
 }
 
