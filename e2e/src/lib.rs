@@ -10,9 +10,13 @@
 mod binary;
 mod cmd;
 pub mod faults;
+pub mod history;
+pub mod http;
 mod lab;
+pub mod member;
 mod process;
 mod wait;
+pub mod writer;
 
 pub use binary::drover_bin;
 pub use cmd::{run, run_ok};
