@@ -230,3 +230,39 @@ fn get_watch_streams_changes() {
     let _ = watcher.wait();
     assert_eq!(seen, vec!["configmap/w0", "configmap/w1", "configmap/w2"]);
 }
+
+/// apply is a three-way merge: a field the file leaves out and someone else
+/// set (here `replicas`, set by `drover scale` as an autoscaler would)
+/// survives a re-apply, while a field dropped from the file is removed.
+#[test]
+fn apply_merges_three_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let without_replicas = DEPLOY.replace("  replicas: 2\n", "");
+    let f = write(dir.path(), "web.yaml", &without_replicas);
+    ok(server.drover(&["apply", "-f", &f]));
+    ok(server.drover(&["scale", "deploy/web", "--replicas", "5"]));
+    let out = ok(server.drover(&["apply", "-f", &f]));
+    assert_eq!(
+        out,
+        "deployment/web unchanged\nconfigmap/settings unchanged\n"
+    );
+    let yaml = ok(server.drover(&["get", "deploy/web", "-o", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&yaml).unwrap();
+    assert_eq!(v["spec"]["replicas"], 5, "scaled replicas kept: {yaml}");
+
+    let dropped = write(
+        dir.path(),
+        "web2.yaml",
+        &without_replicas.replace("labels: {app: web, tier: front}", "labels: {app: web}"),
+    );
+    let out = ok(server.drover(&["apply", "-f", &dropped]));
+    assert!(out.starts_with("deployment/web configured"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(server.drover(&["get", "deploy/web", "-o", "json"]))).unwrap();
+    assert!(
+        v["metadata"]["labels"].get("tier").is_none(),
+        "label dropped from the file is removed: {v}"
+    );
+    assert_eq!(v["spec"]["replicas"], 5);
+}

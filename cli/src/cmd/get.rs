@@ -50,6 +50,32 @@ impl GetArgs {
     }
 }
 
+/// What to get: kinds, each with the names asked for (none: list them).
+/// Accepts kubectl's forms: `KIND [NAME…]`, `all`, and `KIND/NAME…`.
+fn targets(args: &[String]) -> Result<Vec<(Kind, Vec<String>)>> {
+    let Some((first, rest)) = args.split_first() else {
+        bail!("say what to get, e.g. `drover get pods`");
+    };
+    if first.contains('/') {
+        let mut out: Vec<(Kind, Vec<String>)> = Vec::new();
+        for a in args {
+            let Some((k, name)) = a.split_once('/') else {
+                bail!("{a:?}: mix of TYPE/NAME and plain arguments; use TYPE/NAME for each");
+            };
+            let kind = parse_kind(k)?;
+            match out.iter_mut().find(|(existing, _)| *existing == kind) {
+                Some((_, names)) => names.push(name.to_string()),
+                None => out.push((kind, vec![name.to_string()])),
+            }
+        }
+        return Ok(out);
+    }
+    if first == "all" {
+        return Ok(ALL.iter().map(|k| (*k, rest.to_vec())).collect());
+    }
+    Ok(vec![(parse_kind(first)?, rest.to_vec())])
+}
+
 const ALL: [Kind; 5] = [
     Kind::Pod,
     Kind::Service,
@@ -60,16 +86,9 @@ const ALL: [Kind; 5] = [
 
 pub async fn run(server: &str, args: GetArgs) -> Result<()> {
     let format = Format::parse(args.output.as_deref())?;
-    let (kind_arg, names) = args
-        .args
-        .split_first()
-        .map(|(k, n)| (k.as_str(), n))
-        .unwrap_or(("", &[]));
-    let kinds: Vec<Kind> = if kind_arg == "all" {
-        ALL.to_vec()
-    } else {
-        vec![parse_kind(kind_arg)?]
-    };
+    let targets = targets(&args.args)?;
+    let kinds: Vec<Kind> = targets.iter().map(|(k, _)| *k).collect();
+    let any_names = targets.iter().any(|(_, n)| !n.is_empty());
     if args.watch && kinds.len() > 1 {
         bail!("-w watches one kind at a time");
     }
@@ -91,7 +110,7 @@ pub async fn run(server: &str, args: GetArgs) -> Result<()> {
     let mut collected: Vec<Object> = Vec::new();
     let mut last_rv = 0;
     let mut printed_tables = 0;
-    for kind in &kinds {
+    for (kind, names) in &targets {
         let objects = if names.is_empty() {
             let (items, rv) = client.list(*kind, &opts).await?;
             last_rv = rv;
@@ -150,11 +169,11 @@ pub async fn run(server: &str, args: GetArgs) -> Result<()> {
         }
         Format::Json => println!(
             "{}",
-            output::to_json(&output::document(&collected, !names.is_empty()))?
+            output::to_json(&output::document(&collected, any_names))?
         ),
         Format::Yaml => print!(
             "{}",
-            output::to_yaml(&output::document(&collected, !names.is_empty()))?
+            output::to_yaml(&output::document(&collected, any_names))?
         ),
     }
     if args.watch {

@@ -1,5 +1,7 @@
 //! `drover apply -f` and `drover create -f`.
 
+mod merge;
+
 use anyhow::{Result, bail};
 use clap::Args;
 use drover_proto::client::{Client, ClientError};
@@ -101,7 +103,8 @@ pub async fn apply_one(
     for _ in 0..5 {
         let existing = match client.get(kind, &ns, &desired.metadata.name).await {
             Ok(o) => o,
-            Err(ClientError::NotFound(_)) => match client.create(desired).await {
+            Err(ClientError::NotFound(_)) => match client.create(&with_last_applied(desired)).await
+            {
                 Ok(_) => return Ok(Outcome::Created),
                 Err(ClientError::AlreadyExists(_)) => continue,
                 Err(e) => return Err(e),
@@ -124,22 +127,63 @@ pub async fn apply_one(
     )))
 }
 
-/// The update to send: the file's labels, annotations and body (defaulted),
-/// on top of the server's identity and status.
+/// `desired` carrying itself as the last-applied configuration.
+fn with_last_applied(desired: &Object) -> Object {
+    let mut o = desired.clone();
+    let applied = merge::applied_part(&desired.to_value());
+    o.metadata
+        .annotations
+        .insert(merge::LAST_APPLIED.into(), applied.to_string());
+    o
+}
+
+/// The update to send: a three-way merge of the file, what was last
+/// applied and what the server has (so fields others set, such as an
+/// autoscaler's replicas, survive), defaulted, on top of the server's
+/// identity and status.
 fn merge(existing: &Object, desired: &Object) -> Result<Object, String> {
-    let admitted = admit(desired.clone()).map_err(|e| e.to_string())?;
-    let mut merged = existing.clone();
-    merged.metadata.labels = admitted.object.metadata.labels.clone();
-    merged.metadata.annotations = admitted.object.metadata.annotations.clone();
+    let want = merge::applied_part(&desired.to_value());
+    let last = existing
+        .metadata
+        .annotations
+        .get(merge::LAST_APPLIED)
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok());
+    let live = merge::applied_part(&existing.to_value());
+    let merged_part = merge::three_way(&live, last.as_ref(), &want);
+
+    let mut candidate = existing.clone();
+    let meta = |key: &str| -> std::collections::BTreeMap<String, String> {
+        merged_part
+            .pointer(&format!("/metadata/{key}"))
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    };
+    candidate.metadata.labels = meta("labels");
+    candidate.metadata.annotations = meta("annotations");
+    candidate
+        .metadata
+        .annotations
+        .insert(merge::LAST_APPLIED.into(), want.to_string());
+    candidate.body = merged_part
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.as_str() != "metadata")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
     if !desired.metadata.owner_references.is_empty() {
-        merged.metadata.owner_references = admitted.object.metadata.owner_references.clone();
+        candidate.metadata.owner_references = desired.metadata.owner_references.clone();
     }
     if !desired.metadata.finalizers.is_empty() {
-        merged.metadata.finalizers = admitted.object.metadata.finalizers.clone();
+        candidate.metadata.finalizers = desired.metadata.finalizers.clone();
     }
-    let status = existing.body.get("status").cloned();
-    merged.body = admitted.object.spec_part();
-    if let Some(s) = status {
+    // Default it as the server would, so an unchanged file compares equal.
+    let admitted = admit(candidate).map_err(|e| e.to_string())?;
+    let mut merged = admitted.object;
+    merged.body = merged.spec_part();
+    if let Some(s) = existing.body.get("status").cloned() {
         merged.body.insert("status".into(), s);
     }
     Ok(merged)
