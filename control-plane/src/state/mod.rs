@@ -4,6 +4,7 @@
 //! pod termination, owner cascades). No clocks, no randomness, no I/O.
 
 mod delete;
+mod nodes;
 mod services;
 mod snapshot;
 #[cfg(test)]
@@ -352,6 +353,9 @@ impl StateMachine {
         if kind == Kind::Service {
             self.assign_service_addresses(&key, &mut new, None)?;
         }
+        if kind == Kind::Node {
+            self.assign_pod_cidr(&key, &mut new, None)?;
+        }
         new.metadata.namespace = ns;
         new.metadata.generation = Some(1);
         new.metadata.deletion_timestamp = None;
@@ -394,6 +398,9 @@ impl StateMachine {
         m.resource_version = old.resource_version.clone();
         if kind == Kind::Service {
             self.assign_service_addresses(&key, &mut new, Some(&existing))?;
+        }
+        if kind == Kind::Node {
+            self.assign_pod_cidr(&key, &mut new, Some(&existing))?;
         }
         new.body.remove("status");
         if let Some(status) = existing.body.get("status") {

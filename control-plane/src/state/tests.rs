@@ -551,3 +551,63 @@ fn dependents_of_a_gone_controller_are_refused() {
     assert!(matches!(r, Err(ApplyError::Invalid(m)) if m.contains("does not exist")));
     assert!(changes.is_empty());
 }
+
+fn node(name: &str, cidr: Option<&str>) -> Object {
+    let mut spec = json!({});
+    if let Some(c) = cidr {
+        spec["podCIDR"] = json!(c);
+    }
+    obj(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": spec}))
+}
+
+fn cidr_of(o: &Object) -> Option<String> {
+    o.body["spec"]["podCIDR"].as_str().map(str::to_string)
+}
+
+#[test]
+fn nodes_get_distinct_pod_cidrs_kept_across_updates_and_freed_on_delete() {
+    let mut sm = StateMachine::new(100);
+    let a = create(&mut sm, node("a", None));
+    let b = create(&mut sm, node("b", None));
+    assert_eq!(cidr_of(&a).as_deref(), Some("10.88.0.0/24"));
+    assert_eq!(cidr_of(&b).as_deref(), Some("10.88.1.0/24"));
+    let asked = create(&mut sm, node("c", Some("10.77.5.0/24")));
+    assert_eq!(cidr_of(&asked).as_deref(), Some("10.77.5.0/24"));
+
+    // An agent re-registering without the field keeps its CIDR.
+    let mut again = node("a", None);
+    again.metadata.labels.insert("x".into(), "y".into());
+    let updated = sm
+        .apply(&Command::Update {
+            object: again,
+            precondition: None,
+        })
+        .0
+        .unwrap();
+    assert_eq!(cidr_of(&updated).as_deref(), Some("10.88.0.0/24"));
+    let (moved, _) = sm.apply(&Command::Update {
+        object: node("a", Some("10.88.9.0/24")),
+        precondition: None,
+    });
+    assert!(matches!(moved, Err(ApplyError::Invalid(m)) if m.contains("immutable")));
+    let (taken, _) = sm.apply(&Command::Create {
+        object: node("d", Some("10.88.1.0/24")),
+    });
+    assert!(matches!(taken, Err(ApplyError::Invalid(m)) if m.contains("already assigned")));
+    let (bad, _) = sm.apply(&Command::Create {
+        object: node("e", Some("10.88.1.7/24")),
+    });
+    assert!(matches!(bad, Err(ApplyError::Invalid(m)) if m.contains("spec.podCIDR")));
+
+    let mut del = delete(Kind::Node, "a", Propagation::Background, None);
+    if let Command::Delete { namespace, .. } = &mut del {
+        namespace.clear();
+    }
+    sm.apply(&del).0.unwrap();
+    let f = create(&mut sm, node("f", None));
+    assert_eq!(
+        cidr_of(&f).as_deref(),
+        Some("10.88.0.0/24"),
+        "a's CIDR is free again"
+    );
+}
