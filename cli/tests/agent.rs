@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{AgentProcess, Server, eventually, ok};
+use common::{AgentProcess, PodNet, Server, eventually, ok};
 use drover_proto::client::{Client, ClientError, DeleteOptions};
 use drover_proto::types::Pod;
 use drover_proto::types::pod::{Container, PodPhase, RestartPolicy};
@@ -56,6 +56,14 @@ struct Reaper(PathBuf);
 
 impl Drop for Reaper {
     fn drop(&mut self) {
+        // Pod network namespaces are bind mounts: unmount what is left.
+        for ns in std::fs::read_dir(self.0.join("network/netns"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = Command::new("umount").arg("-l").arg(ns.path()).status();
+        }
         let pods = self.0.join("pods");
         for pod in std::fs::read_dir(&pods).into_iter().flatten().flatten() {
             for c in std::fs::read_dir(pod.path())
@@ -108,6 +116,8 @@ fn crashes_restart_with_back_off_and_failures_are_reported() {
     let _reaper = Reaper(data.clone());
     let data_arg = data.to_str().expect("utf-8 path");
     let server = Server::start(&dir.path().join("server"));
+    let net = PodNet::unique();
+    let [b, bridge, c, cidr] = net.args();
     let _agent = AgentProcess::start(
         &server.url,
         &[
@@ -117,6 +127,10 @@ fn crashes_restart_with_back_off_and_failures_are_reported() {
             data_arg,
             "--logs-listen",
             "127.0.0.1:0",
+            b,
+            bridge,
+            c,
+            cidr,
         ],
         "registered node n1",
         Duration::from_secs(30),
@@ -241,6 +255,8 @@ fn busybox_pod_runs_survives_agent_restart_and_is_cleaned_up() {
         "--data-dir",
         data_arg,
     ]));
+    let net = PodNet::unique();
+    let [b, bridge, c, cidr] = net.args();
     let agent_args = [
         "--node-name",
         "n1",
@@ -248,6 +264,10 @@ fn busybox_pod_runs_survives_agent_restart_and_is_cleaned_up() {
         data_arg,
         "--logs-listen",
         "127.0.0.1:0",
+        b,
+        bridge,
+        c,
+        cidr,
     ];
     let mut agent = AgentProcess::start(
         &server.url,

@@ -193,3 +193,43 @@ impl Drop for AgentProcess {
         self.kill9();
     }
 }
+
+/// A pod network of the test's own (unique bridge and CIDR, so tests and
+/// suites side by side never share one); the bridge and NAT table are
+/// removed on drop.
+pub struct PodNet {
+    pub bridge: String,
+    pub cidr: String,
+}
+
+impl PodNet {
+    pub fn unique() -> PodNet {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        PodNet {
+            bridge: format!("dt{}x{n}", pid % 100_000),
+            cidr: format!("10.{}.{}.0/24", 100 + pid % 100, n % 250),
+        }
+    }
+
+    /// `drover agent` flags for this network.
+    pub fn args(&self) -> [&str; 4] {
+        ["--bridge", &self.bridge, "--pod-cidr", &self.cidr]
+    }
+}
+
+impl Drop for PodNet {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+        let table = format!("drover_{}", self.bridge);
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &table])
+            .stderr(Stdio::null())
+            .status();
+    }
+}

@@ -24,5 +24,6 @@
 
 pub mod agent;
 pub mod image;
+pub mod network;
 pub mod runtime;
 pub mod shim;

@@ -53,6 +53,15 @@ pub struct AgentArgs {
     /// Registries (`host:port`) reached over plain HTTP.
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
+    /// The bridge pods are plugged into.
+    #[arg(long, default_value = drover_node_agent::network::DEFAULT_BRIDGE)]
+    bridge: String,
+    /// The pod CIDR to ask for (default: the control plane assigns one).
+    #[arg(long)]
+    pod_cidr: Option<String>,
+    /// Give pods a loopback-only network namespace instead of an address.
+    #[arg(long)]
+    no_pod_network: bool,
 }
 
 fn quantity(flag: &str, text: &str) -> Result<Quantity> {
@@ -100,6 +109,8 @@ async fn run_real(client: drover_proto::client::Client, args: AgentArgs) -> Resu
         backoff: Backoff::default(),
         heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),
         logs_listen: args.logs_listen,
+        bridge: (!args.no_pod_network).then_some(args.bridge),
+        pod_cidr: args.pod_cidr,
     };
     let agent = real::run(client, cfg, |node| {
         eprintln!("drover agent: registered node {}", node.metadata.name);

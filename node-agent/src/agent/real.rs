@@ -42,6 +42,11 @@ pub struct AgentConfig {
     pub heartbeat: Duration,
     /// Where to serve logs (`drover logs`).
     pub logs_listen: std::net::SocketAddr,
+    /// Pod networking: the bridge to use, and the pod CIDR to ask for (the
+    /// control plane assigns one when None). `None` bridge: pods get a
+    /// namespace with loopback only (no root, or a test that wants none).
+    pub bridge: Option<String>,
+    pub pod_cidr: Option<String>,
 }
 
 /// The agent could not start.
@@ -65,6 +70,12 @@ pub enum AgentError {
     /// The Node could not be registered.
     #[error("registering node: {0}")]
     Register(#[from] ClientError),
+    #[error("node {0} has no spec.podCIDR (the pod network is full?): cannot give pods addresses")]
+    NoPodCidr(String),
+    #[error(transparent)]
+    PodCidr(#[from] crate::network::cidr::CidrError),
+    #[error("pod network: {0}")]
+    Network(#[from] crate::network::NetworkError),
 }
 
 /// `host:port` of an API URL such as `http://10.0.0.1:7700/`.
@@ -106,8 +117,23 @@ pub async fn run(
         .first()
         .map(|a| a.address.clone())
         .unwrap_or_default();
-    let node = node_object(&facts, chrono::Utc::now());
+    let mut node = node_object(&facts, chrono::Utc::now());
+    node.spec.pod_cidr = cfg.pod_cidr.clone();
     let registered = heartbeat::register(&client, &node).await?;
+    let network = match &cfg.bridge {
+        None => None,
+        Some(bridge) => {
+            let cidr = registered
+                .spec
+                .pod_cidr
+                .as_deref()
+                .ok_or_else(|| AgentError::NoPodCidr(cfg.node_name.clone()))?;
+            let cidr = crate::network::Cidr::parse(cidr)?;
+            let net = crate::network::PodNetwork::start(&cfg.data_dir, bridge, cidr).await?;
+            tracing::info!("pod network {cidr} on bridge {bridge}");
+            Some(Arc::new(net))
+        }
+    };
     on_ready(&registered);
     tokio::spawn(heartbeat::run(client.clone(), vec![node], cfg.heartbeat, 1));
 
@@ -120,6 +146,7 @@ pub async fn run(
             images,
             launcher: Arc::new(launcher),
             pull: cfg.pull.clone(),
+            network,
         }),
         backoff: cfg.backoff,
         host_ip,
@@ -180,7 +207,20 @@ async fn dispatch(
                         .filter_map(|p| p.metadata.uid.clone()),
                 );
                 let layout = layout.clone();
-                tokio::task::spawn_blocking(move || collect_orphans(&layout, &known));
+                let network = shared.runner.network.clone();
+                tokio::spawn(async move {
+                    let on_disk = known.clone();
+                    let _ = tokio::task::spawn_blocking(move || collect_orphans(&layout, &on_disk)).await;
+                    // Addresses and namespaces of pods that are gone.
+                    let Some(net) = network else { return };
+                    for uid in net.attached() {
+                        if !known.contains(&uid)
+                            && let Err(e) = net.detach(&uid).await
+                        {
+                            tracing::warn!("removing the network of orphaned pod {uid}: {e}");
+                        }
+                    }
+                });
                 continue;
             }
             else => return,

@@ -14,6 +14,7 @@ use oci_spec::runtime::Capability;
 
 use super::layout::{self, Layout};
 use crate::image::{Image, ImageStore, PullOptions, PullPolicy};
+use crate::network::PodNetwork;
 use crate::runtime::container::bundle::{self, ContainerRequest};
 use crate::runtime::container::spec::process_from_image;
 use crate::runtime::container::{ContainerSpec, NetworkMode, Resources, user};
@@ -33,6 +34,8 @@ pub struct Runner {
     pub launcher: Arc<ShimLauncher>,
     /// Registries.
     pub pull: PullOptions,
+    /// The node's pod network (None: loopback-only namespaces).
+    pub network: Option<Arc<PodNetwork>>,
 }
 
 /// Why a start failed before anything ran.
@@ -90,6 +93,7 @@ pub fn container_spec(
     image: &Image,
     lowers: &[PathBuf],
     cgroups_path: PathBuf,
+    network: NetworkMode,
 ) -> Result<ContainerSpec, StartFailure> {
     let env: Vec<(String, String)> = c
         .env
@@ -154,8 +158,7 @@ pub fn container_spec(
         process,
         rootfs: PathBuf::new(),
         readonly_rootfs: sc.read_only_root_filesystem == Some(true),
-        // Pod networking comes later: a namespace of its own, loopback only.
-        network: NetworkMode::New,
+        network,
         resources,
         cgroups_path,
         cap_add: capabilities(&caps.add)?,
@@ -193,6 +196,16 @@ impl Runner {
                 pull: true,
             })?;
         let uid = pod.metadata.uid.clone().unwrap_or_default();
+        // The pod's sandbox: every container joins the same namespace.
+        let network = match &self.network {
+            Some(net) => NetworkMode::Join(
+                net.attach(&uid)
+                    .await
+                    .map_err(|e| failure("CreatePodSandboxError", e))?
+                    .netns,
+            ),
+            None => NetworkMode::New,
+        };
         let (ns, name) = (pod.namespace().to_string(), pod.name().to_string());
         let pod = pod.clone();
         let this = Arc::clone(self);
@@ -202,7 +215,7 @@ impl Runner {
                 .prepare_layers(&image)
                 .map_err(|e| failure(e.reason(), e))?;
             let cgroup = layout::container_cgroup(&uid, &c.name, attempt);
-            let spec = container_spec(&pod, &c, &image, &lowers, cgroup)?;
+            let spec = container_spec(&pod, &c, &image, &lowers, cgroup, network)?;
             let dir = this.layout.container_dir(&uid, &c.name, attempt);
             let req = ContainerRequest {
                 id: layout::container_id(&uid, &c.name, attempt),

@@ -378,8 +378,15 @@ impl Worker {
                 )
             })
             .collect();
+        let pod_ip = self
+            .shared
+            .runner
+            .network
+            .as_ref()
+            .and_then(|n| n.ip_of(&self.uid))
+            .map(|ip| ip.to_string());
         let facts = PodFacts {
-            pod_ip: None,
+            pod_ip,
             host_ip: Some(self.shared.host_ip.clone()),
             start_time: None,
         };
@@ -428,6 +435,11 @@ impl Worker {
             tokio::task::spawn_blocking(move || remove_pod_files(&layout, &uid, &ns, &name));
         if let Ok(Err(e)) = cleanup.await {
             tracing::warn!("{}: cleaning up: {e}", self.key);
+        }
+        if let Some(net) = &self.shared.runner.network
+            && let Err(e) = net.detach(&self.uid).await
+        {
+            tracing::warn!("{}: removing its network: {e}", self.key);
         }
         if self.gone {
             return;
