@@ -264,6 +264,38 @@ fn collect_orphans(layout: &Layout, known: &HashSet<String>) {
     }
 }
 
+/// Stops every workload this node runs and removes its pod network (the
+/// node leaves: `drover dev` exiting, or a test ending). Blocking.
+pub fn teardown(data_dir: &Path, bridge: Option<&str>) {
+    let layout = Layout::new(data_dir);
+    for entry in std::fs::read_dir(layout.pods_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        stop_all_shims(&entry.path());
+        if let Some(uid) = entry.file_name().to_str() {
+            let _ = worker::remove_pod_files(&layout, uid, "", "");
+            remove_logs_of(data_dir, uid);
+        }
+    }
+    for ns in std::fs::read_dir(data_dir.join("network/netns"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = crate::network::netns::remove(&ns.path());
+    }
+    let _ = std::fs::remove_dir_all(data_dir.join("network/ipam"));
+    if let Some(bridge) = bridge {
+        crate::network::nat::remove(bridge);
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", bridge])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 fn stop_all_shims(pod_dir: &Path) {
     let attempts = std::fs::read_dir(pod_dir)
         .into_iter()
