@@ -11,6 +11,7 @@ pub mod expectations;
 pub mod fake;
 #[cfg(test)]
 mod harness;
+pub mod node_lifecycle;
 pub mod pods;
 pub mod replicaset;
 pub mod run;

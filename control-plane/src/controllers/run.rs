@@ -1,24 +1,27 @@
 //! The entry point the server starts on the leader: informers for pods,
-//! ReplicaSets and Deployments, and the workers of each controller.
+//! ReplicaSets, Deployments and Nodes, and the workers of each controller.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use drover_proto::client::Client;
-use drover_proto::types::{Deployment, Pod, ReplicaSet};
+use drover_proto::types::{Deployment, Node, Pod, ReplicaSet};
 
 use super::api::ControllerApi;
 use super::deployment::DeploymentController;
+use super::node_lifecycle::{NodeLifecycleConfig, NodeLifecycleController};
 use super::replicaset::ReplicaSetController;
 use super::runtime::{
     Backoff, Cache, Clock, Handler, Informer, Notification, SystemClock, WorkQueue, run_workers,
 };
 
-/// How many workers each controller runs.
+/// How many workers each controller runs, and their timings.
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
     pub replicaset_workers: usize,
     pub deployment_workers: usize,
+    pub node_workers: usize,
+    pub node_lifecycle: NodeLifecycleConfig,
 }
 
 impl Default for ControllerConfig {
@@ -27,6 +30,8 @@ impl Default for ControllerConfig {
         ControllerConfig {
             replicaset_workers: 5,
             deployment_workers: 5,
+            node_workers: 2,
+            node_lifecycle: NodeLifecycleConfig::default(),
         }
     }
 }
@@ -60,6 +65,16 @@ pub async fn run_with<A: ControllerApi>(
     let deployments: Cache<Deployment> = Cache::default();
     let rs_queue = Arc::new(WorkQueue::new(clock.clone(), Backoff::default()));
     let d_queue = Arc::new(WorkQueue::new(clock.clone(), Backoff::default()));
+    let nodes: Cache<Node> = Cache::default();
+    let n_queue = Arc::new(WorkQueue::new(clock.clone(), Backoff::default()));
+    let nlc = Arc::new(NodeLifecycleController::new(
+        api.clone(),
+        clock.clone(),
+        nodes.clone(),
+        pods.clone(),
+        n_queue.clone(),
+        config.node_lifecycle,
+    ));
     let rsc = Arc::new(ReplicaSetController::new(
         api.clone(),
         clock.clone(),
@@ -81,7 +96,7 @@ pub async fn run_with<A: ControllerApi>(
         Informer {
             api: api.clone(),
             cache: pods.clone(),
-            handler: both(rsc.pod_handler(), dc.pod_handler()),
+            handler: both(both(rsc.pod_handler(), dc.pod_handler()), nlc.pod_handler()),
         }
         .run(),
     );
@@ -101,12 +116,25 @@ pub async fn run_with<A: ControllerApi>(
         }
         .run(),
     );
+    tasks.spawn(
+        Informer {
+            api: api.clone(),
+            cache: nodes.clone(),
+            handler: nlc.node_handler(),
+        }
+        .run(),
+    );
     // Workers start once every cache holds its first list, so no controller
     // acts on a partial view (a missing pod would be re-created).
     let synced = {
-        let (p, r, d) = (pods.clone(), replicasets.clone(), deployments.clone());
+        let (p, r, d, n) = (
+            pods.clone(),
+            replicasets.clone(),
+            deployments.clone(),
+            nodes.clone(),
+        );
         async move {
-            while !(p.has_synced() && r.has_synced() && d.has_synced()) {
+            while !(p.has_synced() && r.has_synced() && d.has_synced() && n.has_synced()) {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         }
@@ -116,16 +144,18 @@ pub async fn run_with<A: ControllerApi>(
         _ = &mut shutdown => { tasks.abort_all(); return; }
         _ = synced => {}
     }
-    tracing::info!("controllers started (replicaset, deployment)");
+    tracing::info!("controllers started (replicaset, deployment, node-lifecycle)");
     tasks.spawn(run_workers(
         rsc,
         rs_queue.clone(),
         config.replicaset_workers,
     ));
     tasks.spawn(run_workers(dc, d_queue.clone(), config.deployment_workers));
+    tasks.spawn(run_workers(nlc, n_queue.clone(), config.node_workers));
     shutdown.await;
     rs_queue.shut_down();
     d_queue.shut_down();
+    n_queue.shut_down();
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
 }
