@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod deployment;
+pub mod endpoints;
 pub mod error;
 pub mod events;
 pub mod expectations;

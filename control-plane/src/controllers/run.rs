@@ -1,14 +1,16 @@
 //! The entry point the server starts on the leader: informers for pods,
-//! ReplicaSets, Deployments and Nodes, and the workers of each controller.
+//! ReplicaSets, Deployments, Nodes, Services and Endpoints, and the workers
+//! of each controller.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use drover_proto::client::Client;
-use drover_proto::types::{Deployment, Node, Pod, ReplicaSet};
+use drover_proto::types::{Deployment, Endpoints, Node, Pod, ReplicaSet, Service};
 
 use super::api::ControllerApi;
 use super::deployment::DeploymentController;
+use super::endpoints::EndpointsController;
 use super::node_lifecycle::{NodeLifecycleConfig, NodeLifecycleController};
 use super::replicaset::ReplicaSetController;
 use super::runtime::{
@@ -21,6 +23,7 @@ pub struct ControllerConfig {
     pub replicaset_workers: usize,
     pub deployment_workers: usize,
     pub node_workers: usize,
+    pub endpoints_workers: usize,
     pub node_lifecycle: NodeLifecycleConfig,
 }
 
@@ -31,6 +34,7 @@ impl Default for ControllerConfig {
             replicaset_workers: 5,
             deployment_workers: 5,
             node_workers: 2,
+            endpoints_workers: 5,
             node_lifecycle: NodeLifecycleConfig::default(),
         }
     }
@@ -91,12 +95,26 @@ pub async fn run_with<A: ControllerApi>(
         d_queue.clone(),
     ));
 
+    let services: Cache<Service> = Cache::default();
+    let endpoints: Cache<Endpoints> = Cache::default();
+    let e_queue = Arc::new(WorkQueue::new(clock.clone(), Backoff::default()));
+    let ec = Arc::new(EndpointsController::new(
+        api.clone(),
+        services.clone(),
+        pods.clone(),
+        endpoints.clone(),
+        e_queue.clone(),
+    ));
+
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(
         Informer {
             api: api.clone(),
             cache: pods.clone(),
-            handler: both(both(rsc.pod_handler(), dc.pod_handler()), nlc.pod_handler()),
+            handler: both(
+                both(rsc.pod_handler(), dc.pod_handler()),
+                both(nlc.pod_handler(), ec.pod_handler()),
+            ),
         }
         .run(),
     );
@@ -124,17 +142,41 @@ pub async fn run_with<A: ControllerApi>(
         }
         .run(),
     );
+    tasks.spawn(
+        Informer {
+            api: api.clone(),
+            cache: services.clone(),
+            handler: ec.service_handler(),
+        }
+        .run(),
+    );
+    tasks.spawn(
+        Informer {
+            api: api.clone(),
+            cache: endpoints.clone(),
+            handler: ec.endpoints_handler(),
+        }
+        .run(),
+    );
     // Workers start once every cache holds its first list, so no controller
     // acts on a partial view (a missing pod would be re-created).
     let synced = {
-        let (p, r, d, n) = (
+        let (p, r, d, n, s, e) = (
             pods.clone(),
             replicasets.clone(),
             deployments.clone(),
             nodes.clone(),
+            services.clone(),
+            endpoints.clone(),
         );
         async move {
-            while !(p.has_synced() && r.has_synced() && d.has_synced() && n.has_synced()) {
+            while !(p.has_synced()
+                && r.has_synced()
+                && d.has_synced()
+                && n.has_synced()
+                && s.has_synced()
+                && e.has_synced())
+            {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         }
@@ -144,7 +186,7 @@ pub async fn run_with<A: ControllerApi>(
         _ = &mut shutdown => { tasks.abort_all(); return; }
         _ = synced => {}
     }
-    tracing::info!("controllers started (replicaset, deployment, node-lifecycle)");
+    tracing::info!("controllers started (replicaset, deployment, node-lifecycle, endpoints)");
     tasks.spawn(run_workers(
         rsc,
         rs_queue.clone(),
@@ -152,10 +194,12 @@ pub async fn run_with<A: ControllerApi>(
     ));
     tasks.spawn(run_workers(dc, d_queue.clone(), config.deployment_workers));
     tasks.spawn(run_workers(nlc, n_queue.clone(), config.node_workers));
+    tasks.spawn(run_workers(ec, e_queue.clone(), config.endpoints_workers));
     shutdown.await;
     rs_queue.shut_down();
     d_queue.shut_down();
     n_queue.shut_down();
+    e_queue.shut_down();
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
 }
