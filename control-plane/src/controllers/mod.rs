@@ -4,6 +4,7 @@
 //! [`api::ControllerApi`], so tests run them against [`fake::FakeApi`].
 
 pub mod api;
+pub mod claim;
 pub mod deployment;
 pub mod endpoints;
 pub mod error;
