@@ -185,28 +185,32 @@ impl<A: ControllerApi> ReplicaSetController<A> {
             let pod = pod_from_template(rs).to_object();
             let results = join_all((0..n).map(|_| self.api.create(&pod))).await;
             let mut first_error = None;
+            let mut events = Vec::with_capacity(results.len());
             for r in results {
                 match r {
-                    Ok(created) => {
-                        let message = format!("Created pod: {}", created.metadata.name);
-                        self.events
-                            .record(rs, EventType::Normal, "SuccessfulCreate", message)
-                            .await;
-                    }
+                    Ok(created) => events.push((
+                        EventType::Normal,
+                        "SuccessfulCreate",
+                        format!("Created pod: {}", created.metadata.name),
+                    )),
                     Err(e) => {
                         self.expectations.creation_observed(key);
-                        self.events
-                            .record(
-                                rs,
-                                EventType::Warning,
-                                "FailedCreate",
-                                format!("Error creating: {e}"),
-                            )
-                            .await;
+                        events.push((
+                            EventType::Warning,
+                            "FailedCreate",
+                            format!("Error creating: {e}"),
+                        ));
                         first_error.get_or_insert(e);
                     }
                 }
             }
+            // Events are written side by side, not one fsync after another.
+            join_all(
+                events
+                    .into_iter()
+                    .map(|(t, reason, message)| self.events.record(rs, t, reason, message)),
+            )
+            .await;
             done += n;
             if let Some(e) = first_error {
                 // The creations never issued will never be observed either.
@@ -240,32 +244,35 @@ impl<A: ControllerApi> ReplicaSetController<A> {
         )
         .await;
         let mut first_error = None;
+        let mut events = Vec::new();
         for (pod, r) in victims.iter().zip(results) {
             match r {
-                Ok(_) => {
-                    let message = format!("Deleted pod: {}", pod.name());
-                    self.events
-                        .record(rs, EventType::Normal, "SuccessfulDelete", message)
-                        .await;
-                }
+                Ok(_) => events.push((
+                    EventType::Normal,
+                    "SuccessfulDelete",
+                    format!("Deleted pod: {}", pod.name()),
+                )),
                 Err(ClientError::NotFound(_)) => self
                     .expectations
                     .deletion_observed(key, &key_of(pod.as_ref())),
                 Err(e) => {
                     self.expectations
                         .deletion_observed(key, &key_of(pod.as_ref()));
-                    self.events
-                        .record(
-                            rs,
-                            EventType::Warning,
-                            "FailedDelete",
-                            format!("Error deleting: {e}"),
-                        )
-                        .await;
+                    events.push((
+                        EventType::Warning,
+                        "FailedDelete",
+                        format!("Error deleting: {e}"),
+                    ));
                     first_error.get_or_insert(e);
                 }
             }
         }
+        join_all(
+            events
+                .into_iter()
+                .map(|(t, reason, message)| self.events.record(rs, t, reason, message)),
+        )
+        .await;
         match first_error {
             Some(e) => Err(ControllerError::api(
                 "deleting pods of",
