@@ -46,6 +46,12 @@ enum Command {
     Scale(cmd::scale::ScaleArgs),
     /// Manage a Deployment's rollout: status, history, undo, restart, pause, resume.
     Rollout(cmd::rollout::RolloutArgs),
+    /// Mark a node unschedulable.
+    Cordon(cmd::drain::cordon::CordonArgs),
+    /// Mark a node schedulable again.
+    Uncordon(cmd::drain::cordon::CordonArgs),
+    /// Cordon a node and evict its pods, waiting until they are gone.
+    Drain(cmd::drain::DrainArgs),
     /// Print the client and server versions.
     Version,
     /// Run an API server.
@@ -84,6 +90,9 @@ fn main() -> ExitCode {
             Command::Delete(a) => cmd::delete::run(&cli.server, a).await,
             Command::Scale(a) => cmd::scale::run(&cli.server, a).await,
             Command::Rollout(a) => cmd::rollout::run(&cli.server, a).await,
+            Command::Cordon(a) => cmd::drain::cordon::run(&cli.server, a, true).await,
+            Command::Uncordon(a) => cmd::drain::cordon::run(&cli.server, a, false).await,
+            Command::Drain(a) => cmd::drain::run(&cli.server, a).await,
             Command::Version => cmd::version(&cli.server).await,
             Command::Server(a) => cmd::server::run(a).await,
             Command::Dev(a) => cmd::dev::run(a).await,

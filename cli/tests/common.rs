@@ -21,10 +21,16 @@ pub struct Server {
 impl Server {
     /// Starts a server on 127.0.0.1:0 and waits for its "listening" line.
     pub fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &[])
+    }
+
+    /// [`Server::start`] with extra `drover server` flags.
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(drover_bin())
             .args(["server", "--data-dir"])
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

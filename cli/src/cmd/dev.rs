@@ -89,7 +89,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
             };
         }
     };
-    super::server::spawn_leader_work(addr, ctl_stop_rx, !args.no_controllers, true);
+    let controllers = (!args.no_controllers).then(Default::default);
+    super::server::spawn_leader_work(addr, ctl_stop_rx, controllers, true);
     let url = format!("http://{addr}");
     println!(
         "Drover dev cluster: API at {url} (data in {})",

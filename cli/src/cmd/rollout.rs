@@ -82,7 +82,7 @@ fn deployment_target(t: &Target) -> Result<String> {
 }
 
 /// Parses `90s`, `5m`, `1h` or plain seconds.
-fn parse_duration(s: &str) -> Result<Duration> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num
         .parse()

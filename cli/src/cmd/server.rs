@@ -2,10 +2,15 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
+use drover_control_plane::controllers::ControllerConfig;
+use drover_control_plane::controllers::node_lifecycle::NodeLifecycleConfig;
 use drover_control_plane::{ServerConfig, serve};
+
+use super::rollout::parse_duration;
 
 #[derive(Args)]
 pub struct ServerArgs {
@@ -24,6 +29,14 @@ pub struct ServerArgs {
     /// Do not run the scheduler (pods then wait for a nodeName set by hand).
     #[arg(long)]
     no_scheduler: bool,
+    /// Silence after which a node counts as unreachable: Ready becomes
+    /// Unknown and it gets the `node.kubernetes.io/unreachable` taint.
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    node_monitor_grace_period: Duration,
+    /// How long pods stay on an unreachable or not-ready node before they
+    /// are evicted, unless their own tolerations say otherwise.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pod_eviction_timeout: Duration,
 }
 
 pub fn init_logging() {
@@ -78,7 +91,14 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         },
     ));
     if let Ok(addr) = ready_rx.await {
-        spawn_leader_work(addr, stop_rx, !args.no_controllers, !args.no_scheduler);
+        let controllers = (!args.no_controllers).then(|| ControllerConfig {
+            node_lifecycle: NodeLifecycleConfig {
+                grace: args.node_monitor_grace_period,
+                default_toleration: args.pod_eviction_timeout,
+            },
+            ..ControllerConfig::default()
+        });
+        spawn_leader_work(addr, stop_rx, controllers, !args.no_scheduler);
     }
     server.await??;
     Ok(())
@@ -90,7 +110,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
 pub fn spawn_leader_work(
     addr: SocketAddr,
     stop: tokio::sync::watch::Receiver<bool>,
-    controllers: bool,
+    controllers: Option<ControllerConfig>,
     scheduler: bool,
 ) {
     tokio::spawn(async move {
@@ -113,13 +133,8 @@ pub fn spawn_leader_work(
                 stopped(stop.clone()),
             ));
         }
-        if controllers {
-            drover_control_plane::controllers::run_controllers(
-                client,
-                Default::default(),
-                stopped(stop),
-            )
-            .await;
+        if let Some(config) = controllers {
+            drover_control_plane::controllers::run_controllers(client, config, stopped(stop)).await;
         }
     });
 }

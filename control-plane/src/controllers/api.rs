@@ -27,6 +27,15 @@ pub trait ControllerApi: Clone + Send + Sync + 'static {
         revision: u64,
     ) -> impl Future<Output = Result<WatchStream, ClientError>> + Send;
 
+    /// A fresh read from the API, bypassing caches (e.g. before adopting,
+    /// to be sure the owner still exists).
+    fn get(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Object, ClientError>> + Send;
+
     fn create(&self, object: &Object) -> impl Future<Output = Result<Object, ClientError>> + Send;
 
     /// Compare-and-set when `metadata.resourceVersion` is set.
@@ -63,6 +72,10 @@ impl ControllerApi for Client {
     ) -> Result<WatchStream, ClientError> {
         let stream = Client::watch(self, kind, opts, Some(revision)).await?;
         Ok(stream.boxed())
+    }
+
+    async fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Object, ClientError> {
+        Client::get(self, kind, namespace, name).await
     }
 
     async fn create(&self, object: &Object) -> Result<Object, ClientError> {

@@ -245,6 +245,15 @@ impl ControllerApi for FakeApi {
         Ok(Box::pin(futures::stream::iter(events)))
     }
 
+    async fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Object, ClientError> {
+        let ns = if kind.namespaced() { namespace } else { "" };
+        self.lock()
+            .state
+            .get(kind, ns, name)
+            .map(|o| (*o).clone())
+            .ok_or_else(|| ClientError::NotFound(format!("{} {name:?} not found", kind.lower())))
+    }
+
     async fn create(&self, object: &Object) -> Result<Object, ClientError> {
         self.create_sync(object)
     }

@@ -5,13 +5,16 @@
 
 pub mod api;
 pub mod autoscaler;
+pub mod claim;
 pub mod deployment;
+pub mod endpoints;
 pub mod error;
 pub mod events;
 pub mod expectations;
 pub mod fake;
 #[cfg(test)]
 mod harness;
+pub mod node_lifecycle;
 pub mod pods;
 pub mod replicaset;
 pub mod run;

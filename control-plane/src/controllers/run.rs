@@ -1,24 +1,30 @@
 //! The entry point the server starts on the leader: informers for pods,
-//! ReplicaSets and Deployments, and the workers of each controller.
+//! ReplicaSets, Deployments, Nodes, Services and Endpoints, and the workers
+//! of each controller.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use drover_proto::client::Client;
-use drover_proto::types::{Deployment, Pod, ReplicaSet};
+use drover_proto::types::{Deployment, Endpoints, Node, Pod, ReplicaSet, Service};
 
 use super::api::ControllerApi;
 use super::deployment::DeploymentController;
+use super::endpoints::EndpointsController;
+use super::node_lifecycle::{NodeLifecycleConfig, NodeLifecycleController};
 use super::replicaset::ReplicaSetController;
 use super::runtime::{
     Backoff, Cache, Clock, Handler, Informer, Notification, SystemClock, WorkQueue, run_workers,
 };
 
-/// How many workers each controller runs.
+/// How many workers each controller runs, and their timings.
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
     pub replicaset_workers: usize,
     pub deployment_workers: usize,
+    pub node_workers: usize,
+    pub endpoints_workers: usize,
+    pub node_lifecycle: NodeLifecycleConfig,
 }
 
 impl Default for ControllerConfig {
@@ -27,6 +33,9 @@ impl Default for ControllerConfig {
         ControllerConfig {
             replicaset_workers: 5,
             deployment_workers: 5,
+            node_workers: 2,
+            endpoints_workers: 5,
+            node_lifecycle: NodeLifecycleConfig::default(),
         }
     }
 }
@@ -60,6 +69,16 @@ pub async fn run_with<A: ControllerApi>(
     let deployments: Cache<Deployment> = Cache::default();
     let rs_queue = Arc::new(WorkQueue::new(clock.clone(), Backoff::default()));
     let d_queue = Arc::new(WorkQueue::new(clock.clone(), Backoff::default()));
+    let nodes: Cache<Node> = Cache::default();
+    let n_queue = Arc::new(WorkQueue::new(clock.clone(), Backoff::default()));
+    let nlc = Arc::new(NodeLifecycleController::new(
+        api.clone(),
+        clock.clone(),
+        nodes.clone(),
+        pods.clone(),
+        n_queue.clone(),
+        config.node_lifecycle,
+    ));
     let rsc = Arc::new(ReplicaSetController::new(
         api.clone(),
         clock.clone(),
@@ -76,12 +95,26 @@ pub async fn run_with<A: ControllerApi>(
         d_queue.clone(),
     ));
 
+    let services: Cache<Service> = Cache::default();
+    let endpoints: Cache<Endpoints> = Cache::default();
+    let e_queue = Arc::new(WorkQueue::new(clock.clone(), Backoff::default()));
+    let ec = Arc::new(EndpointsController::new(
+        api.clone(),
+        services.clone(),
+        pods.clone(),
+        endpoints.clone(),
+        e_queue.clone(),
+    ));
+
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(
         Informer {
             api: api.clone(),
             cache: pods.clone(),
-            handler: both(rsc.pod_handler(), dc.pod_handler()),
+            handler: both(
+                both(rsc.pod_handler(), dc.pod_handler()),
+                both(nlc.pod_handler(), ec.pod_handler()),
+            ),
         }
         .run(),
     );
@@ -101,12 +134,49 @@ pub async fn run_with<A: ControllerApi>(
         }
         .run(),
     );
+    tasks.spawn(
+        Informer {
+            api: api.clone(),
+            cache: nodes.clone(),
+            handler: nlc.node_handler(),
+        }
+        .run(),
+    );
+    tasks.spawn(
+        Informer {
+            api: api.clone(),
+            cache: services.clone(),
+            handler: ec.service_handler(),
+        }
+        .run(),
+    );
+    tasks.spawn(
+        Informer {
+            api: api.clone(),
+            cache: endpoints.clone(),
+            handler: ec.endpoints_handler(),
+        }
+        .run(),
+    );
     // Workers start once every cache holds its first list, so no controller
     // acts on a partial view (a missing pod would be re-created).
     let synced = {
-        let (p, r, d) = (pods.clone(), replicasets.clone(), deployments.clone());
+        let (p, r, d, n, s, e) = (
+            pods.clone(),
+            replicasets.clone(),
+            deployments.clone(),
+            nodes.clone(),
+            services.clone(),
+            endpoints.clone(),
+        );
         async move {
-            while !(p.has_synced() && r.has_synced() && d.has_synced()) {
+            while !(p.has_synced()
+                && r.has_synced()
+                && d.has_synced()
+                && n.has_synced()
+                && s.has_synced()
+                && e.has_synced())
+            {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         }
@@ -116,16 +186,20 @@ pub async fn run_with<A: ControllerApi>(
         _ = &mut shutdown => { tasks.abort_all(); return; }
         _ = synced => {}
     }
-    tracing::info!("controllers started (replicaset, deployment)");
+    tracing::info!("controllers started (replicaset, deployment, node-lifecycle, endpoints)");
     tasks.spawn(run_workers(
         rsc,
         rs_queue.clone(),
         config.replicaset_workers,
     ));
     tasks.spawn(run_workers(dc, d_queue.clone(), config.deployment_workers));
+    tasks.spawn(run_workers(nlc, n_queue.clone(), config.node_workers));
+    tasks.spawn(run_workers(ec, e_queue.clone(), config.endpoints_workers));
     shutdown.await;
     rs_queue.shut_down();
     d_queue.shut_down();
+    n_queue.shut_down();
+    e_queue.shut_down();
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
 }

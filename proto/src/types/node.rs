@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::resource;
 use crate::meta::{Condition, Time, is_false};
-use crate::types::pod::TaintEffect;
+use crate::types::pod::{TaintEffect, Toleration, TolerationOperator};
 use crate::{Kind, Quantity};
 
 resource!(
@@ -136,5 +136,24 @@ impl Node {
                 .iter()
                 .any(|c| c.type_ == "Ready" && c.status == "True")
         })
+    }
+}
+
+impl Taint {
+    /// Whether `t` tolerates this taint, with Kubernetes' matching rules (an
+    /// empty key with `Exists` tolerates everything; no effect means any).
+    pub fn tolerated_by(&self, t: &Toleration) -> bool {
+        if t.effect.is_some_and(|e| e != self.effect) {
+            return false;
+        }
+        match (&t.key, t.operator) {
+            (None, TolerationOperator::Exists) => true,
+            (None, TolerationOperator::Equal) => false,
+            (Some(k), _) if *k != self.key => false,
+            (Some(_), TolerationOperator::Exists) => true,
+            (Some(_), TolerationOperator::Equal) => {
+                t.value.as_deref().unwrap_or("") == self.value.as_deref().unwrap_or("")
+            }
+        }
     }
 }

@@ -14,10 +14,12 @@ mod tests;
 use std::sync::Arc;
 
 use drover_proto::Resource;
+use drover_proto::selector::Selector;
 use drover_proto::types::pod::Pod;
 use drover_proto::types::workload::{Deployment, DeploymentStatus, ReplicaSet};
 
 use crate::controllers::api::ControllerApi;
+use crate::controllers::claim::{Claimer, claim, owners_matching};
 use crate::controllers::error::ControllerError;
 use crate::controllers::events::EventRecorder;
 use crate::controllers::runtime::{
@@ -70,18 +72,37 @@ impl<A: ControllerApi> DeploymentController<A> {
         })
     }
 
-    /// A ReplicaSet changed: its Deployment looks again.
+    /// A ReplicaSet changed: its Deployment looks again; an orphan is
+    /// offered to every Deployment whose selector matches it.
     pub fn replicaset_handler(&self) -> Handler<ReplicaSet> {
         let queue = self.queue.clone();
+        let deployments = self.deployments.clone();
+        let adopters = move |rs: &ReplicaSet| {
+            if rs.metadata.controller_ref().is_some() {
+                return vec![];
+            }
+            owners_matching(
+                &deployments.list(rs.namespace()),
+                |d: &Deployment| Selector::from_label_selector(&d.spec.selector).ok(),
+                &rs.metadata.labels,
+            )
+        };
         Arc::new(move |n| match n {
             Notification::Added(rs) | Notification::Deleted(rs) => {
-                if let Some(k) = owner_key(rs) {
+                for k in owner_key(rs).into_iter().chain(adopters(rs)) {
                     queue.add(k);
                 }
             }
             Notification::Updated { old, new } => {
                 for k in [owner_key(old), owner_key(new)].into_iter().flatten() {
                     queue.add(k);
+                }
+                if old.metadata.labels != new.metadata.labels
+                    || old.metadata.owner_references != new.metadata.owner_references
+                {
+                    for k in adopters(new) {
+                        queue.add(k);
+                    }
                 }
             }
         })
@@ -103,14 +124,33 @@ impl<A: ControllerApi> DeploymentController<A> {
         })
     }
 
-    /// The ReplicaSets this Deployment controls, oldest first.
-    fn owned_replicasets(&self, d: &Deployment) -> Vec<ReplicaSet> {
+    /// The ReplicaSets this Deployment controls, oldest first, after
+    /// adopting matching orphans and releasing those that no longer match.
+    async fn claim_replicasets(&self, d: &Deployment) -> Result<Vec<ReplicaSet>, ControllerError> {
         let uid = d.metadata.uid.as_deref().unwrap_or_default();
-        let mut v: Vec<ReplicaSet> = self
-            .replicasets
-            .list(d.namespace())
+        let selector = Selector::from_label_selector(&d.spec.selector).map_err(|e| {
+            ControllerError::Invalid {
+                object: format!("deployment/{}", d.name()),
+                message: e.to_string(),
+            }
+        })?;
+        let deleting = d.metadata.deletion_timestamp.is_some();
+        let claims = claim(
+            uid,
+            deleting,
+            &selector,
+            self.replicasets.list(d.namespace()),
+        );
+        let claimer = Claimer {
+            api: &self.api,
+            owner: d,
+        };
+        claimer.release(claims.release).await?;
+        let adopted = claimer.adopt(claims.adopt).await?;
+        let mut v: Vec<ReplicaSet> = claims
+            .owned
             .into_iter()
-            .filter(|rs| rs.metadata.controller_ref().is_some_and(|r| r.uid == uid))
+            .chain(adopted)
             .map(|rs| (*rs).clone())
             .collect();
         v.sort_by(|a, b| {
@@ -119,7 +159,7 @@ impl<A: ControllerApi> DeploymentController<A> {
                 .cmp(&b.metadata.creation_timestamp)
                 .then_with(|| a.metadata.name.cmp(&b.metadata.name))
         });
-        v
+        Ok(v)
     }
 
     async fn write_status(

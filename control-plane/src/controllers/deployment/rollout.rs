@@ -31,7 +31,7 @@ impl<A: ControllerApi> DeploymentController<A> {
             message,
         };
         let (surge, unavailable) = fenceposts(d).map_err(invalid)?;
-        let rses = self.owned_replicasets(d);
+        let rses = self.claim_replicasets(d).await?;
         let paused = d.spec.paused;
         let recreate = d.spec.strategy.type_ == DeploymentStrategyType::Recreate;
 

@@ -269,3 +269,53 @@ async fn history_beyond_the_limit_is_deleted() {
     // revisionHistoryLimit 1: the current ReplicaSet and one old one.
     assert_eq!(h.replicasets().len(), 2);
 }
+
+#[tokio::test]
+async fn a_deployment_re_created_after_an_orphaning_delete_adopts_its_replicaset() {
+    let h = Harness::new();
+    h.api
+        .create_now(&deployment(3, "{type: RollingUpdate}"))
+        .expect("create");
+    h.settle().await;
+    h.make_ready(3);
+    h.settle().await;
+    let rs_uid = h.replicasets()[0].metadata.uid.clone();
+    let pods_before: Vec<String> = h.pods().into_iter().map(|p| p.metadata.name).collect();
+    let creates = h.api.creates(drover_proto::Kind::Pod);
+
+    // `drover delete deploy web --cascade=orphan`
+    let opts = drover_proto::client::DeleteOptions {
+        propagation_policy: "Orphan".into(),
+        ..Default::default()
+    };
+    futures::executor::block_on(crate::controllers::api::ControllerApi::delete(
+        &h.api,
+        drover_proto::Kind::Deployment,
+        "default",
+        "web",
+        &opts,
+    ))
+    .expect("delete");
+    h.settle().await;
+    assert!(
+        h.replicasets()[0].metadata.controller_ref().is_none(),
+        "orphaned"
+    );
+
+    h.api
+        .create_now(&deployment(3, "{type: RollingUpdate}"))
+        .expect("create again");
+    h.settle().await;
+    let rses = h.replicasets();
+    assert_eq!(rses.len(), 1);
+    assert_eq!(rses[0].metadata.uid, rs_uid, "the same ReplicaSet");
+    let d = h.deployment("web");
+    assert_eq!(
+        rses[0].metadata.controller_ref().map(|r| r.uid.clone()),
+        d.metadata.uid
+    );
+    let pods_after: Vec<String> = h.pods().into_iter().map(|p| p.metadata.name).collect();
+    assert_eq!(pods_after, pods_before, "no pod replaced");
+    assert_eq!(h.api.creates(drover_proto::Kind::Pod), creates);
+    assert_eq!(d.status.unwrap_or_default().ready_replicas, 3);
+}

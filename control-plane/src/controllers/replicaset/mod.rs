@@ -19,10 +19,11 @@ use futures::future::join_all;
 pub use pod_template::{controller_ref, pod_from_template};
 
 use crate::controllers::api::ControllerApi;
+use crate::controllers::claim::{Claimer, claim, owners_matching};
 use crate::controllers::error::ControllerError;
 use crate::controllers::events::{EventRecorder, EventType};
 use crate::controllers::expectations::Expectations;
-use crate::controllers::pods::{controlled_by, is_active, seconds, until_available};
+use crate::controllers::pods::{is_active, seconds, until_available};
 use crate::controllers::runtime::{
     Action, Cache, Clock, Handler, Notification, Reconciler, WorkQueue, key_of,
 };
@@ -77,11 +78,37 @@ impl<A: ControllerApi> ReplicaSetController<A> {
         })
     }
 
-    /// Observes expectations and enqueues the owning ReplicaSet of a changed pod.
+    /// Observes expectations and enqueues the owning ReplicaSet of a changed
+    /// pod, or every ReplicaSet that may adopt it when it is an orphan.
     pub fn pod_handler(&self) -> Handler<Pod> {
         let queue = self.queue.clone();
         let exp = self.expectations.clone();
+        let replicasets = self.replicasets.clone();
+        let adopters = move |pod: &Pod| {
+            let candidates = replicasets.list(pod.namespace());
+            let keys = owners_matching(
+                &candidates,
+                |rs: &ReplicaSet| Selector::from_label_selector(&rs.spec.selector).ok(),
+                &pod.metadata.labels,
+            );
+            for k in keys {
+                queue.add(k);
+            }
+        };
+        let queue = self.queue.clone();
         Arc::new(move |n| match n {
+            Notification::Added(pod) if pod.metadata.controller_ref().is_none() => adopters(pod),
+            Notification::Updated { old, new }
+                if new.metadata.controller_ref().is_none()
+                    && (old.metadata.labels != new.metadata.labels
+                        || old.metadata.owner_references != new.metadata.owner_references) =>
+            {
+                // Released or relabelled: the old owner lets go, others may adopt.
+                if let Some(rs) = owner_key(old) {
+                    queue.add(rs);
+                }
+                adopters(new)
+            }
             Notification::Added(pod) => {
                 if let Some(rs) = owner_key(pod) {
                     if pod.metadata.deletion_timestamp.is_some() {
@@ -119,16 +146,28 @@ impl<A: ControllerApi> ReplicaSetController<A> {
         })
     }
 
-    /// Active pods this ReplicaSet controls (adoption is not done here).
-    fn owned_pods(&self, rs: &ReplicaSet, selector: &Selector) -> Vec<Arc<Pod>> {
+    /// Active pods this ReplicaSet controls, after adopting matching
+    /// orphans and releasing pods that no longer match.
+    async fn claim_pods(
+        &self,
+        rs: &ReplicaSet,
+        selector: &Selector,
+    ) -> Result<Vec<Arc<Pod>>, ControllerError> {
         let uid = rs.metadata.uid.as_deref().unwrap_or_default();
-        self.pods
-            .list(rs.namespace())
+        let deleting = rs.metadata.deletion_timestamp.is_some();
+        let claims = claim(uid, deleting, selector, self.pods.list(rs.namespace()));
+        let claimer = Claimer {
+            api: &self.api,
+            owner: rs,
+        };
+        claimer.release(claims.release).await?;
+        let adopted = claimer.adopt(claims.adopt).await?;
+        Ok(claims
+            .owned
             .into_iter()
-            .filter(|p| {
-                controlled_by(p, uid) && is_active(p) && selector.matches(&p.metadata.labels)
-            })
-            .collect()
+            .chain(adopted)
+            .filter(|p| is_active(p))
+            .collect())
     }
 
     async fn create_pods(
@@ -146,28 +185,32 @@ impl<A: ControllerApi> ReplicaSetController<A> {
             let pod = pod_from_template(rs).to_object();
             let results = join_all((0..n).map(|_| self.api.create(&pod))).await;
             let mut first_error = None;
+            let mut events = Vec::with_capacity(results.len());
             for r in results {
                 match r {
-                    Ok(created) => {
-                        let message = format!("Created pod: {}", created.metadata.name);
-                        self.events
-                            .record(rs, EventType::Normal, "SuccessfulCreate", message)
-                            .await;
-                    }
+                    Ok(created) => events.push((
+                        EventType::Normal,
+                        "SuccessfulCreate",
+                        format!("Created pod: {}", created.metadata.name),
+                    )),
                     Err(e) => {
                         self.expectations.creation_observed(key);
-                        self.events
-                            .record(
-                                rs,
-                                EventType::Warning,
-                                "FailedCreate",
-                                format!("Error creating: {e}"),
-                            )
-                            .await;
+                        events.push((
+                            EventType::Warning,
+                            "FailedCreate",
+                            format!("Error creating: {e}"),
+                        ));
                         first_error.get_or_insert(e);
                     }
                 }
             }
+            // Events are written side by side, not one fsync after another.
+            join_all(
+                events
+                    .into_iter()
+                    .map(|(t, reason, message)| self.events.record(rs, t, reason, message)),
+            )
+            .await;
             done += n;
             if let Some(e) = first_error {
                 // The creations never issued will never be observed either.
@@ -201,32 +244,35 @@ impl<A: ControllerApi> ReplicaSetController<A> {
         )
         .await;
         let mut first_error = None;
+        let mut events = Vec::new();
         for (pod, r) in victims.iter().zip(results) {
             match r {
-                Ok(_) => {
-                    let message = format!("Deleted pod: {}", pod.name());
-                    self.events
-                        .record(rs, EventType::Normal, "SuccessfulDelete", message)
-                        .await;
-                }
+                Ok(_) => events.push((
+                    EventType::Normal,
+                    "SuccessfulDelete",
+                    format!("Deleted pod: {}", pod.name()),
+                )),
                 Err(ClientError::NotFound(_)) => self
                     .expectations
                     .deletion_observed(key, &key_of(pod.as_ref())),
                 Err(e) => {
                     self.expectations
                         .deletion_observed(key, &key_of(pod.as_ref()));
-                    self.events
-                        .record(
-                            rs,
-                            EventType::Warning,
-                            "FailedDelete",
-                            format!("Error deleting: {e}"),
-                        )
-                        .await;
+                    events.push((
+                        EventType::Warning,
+                        "FailedDelete",
+                        format!("Error deleting: {e}"),
+                    ));
                     first_error.get_or_insert(e);
                 }
             }
         }
+        join_all(
+            events
+                .into_iter()
+                .map(|(t, reason, message)| self.events.record(rs, t, reason, message)),
+        )
+        .await;
         match first_error {
             Some(e) => Err(ControllerError::api(
                 "deleting pods of",
@@ -284,7 +330,7 @@ impl<A: ControllerApi> Reconciler for ReplicaSetController<A> {
                 message: e.to_string(),
             }
         })?;
-        let pods = self.owned_pods(&rs, &selector);
+        let pods = self.claim_pods(&rs, &selector).await?;
         let managed =
             if self.expectations.satisfied(key) && rs.metadata.deletion_timestamp.is_none() {
                 self.manage_replicas(&rs, key, &pods).await

@@ -218,3 +218,112 @@ async fn deleted_replicaset_forgets_its_expectations() {
     assert!(h.rsc.expectations.satisfied("default/web"));
     let _: Vec<ReplicaSet> = h.replicasets();
 }
+
+fn bare_pod(name: &str, app: &str) -> drover_proto::Object {
+    object(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, labels: {{app: {app}}}}}
+spec:
+  containers: [{{name: c, image: "example/web:1"}}]
+"#
+    ))
+}
+
+#[tokio::test]
+async fn matching_orphans_are_adopted_and_counted() {
+    let h = Harness::new();
+    h.api.create_now(&bare_pod("orphan-1", "web")).expect("pod");
+    h.api.create_now(&bare_pod("orphan-2", "web")).expect("pod");
+    h.api.create_now(&bare_pod("db", "db")).expect("pod");
+    h.api.create_now(&replicaset(3, 0)).expect("create");
+    h.settle().await;
+    assert_eq!(h.api.creates(Kind::Pod), 4, "3 orphans/others + only 1 new");
+    let uid = h.replicasets()[0].metadata.uid.clone().unwrap_or_default();
+    let owner = |name: &str| {
+        h.pods()
+            .into_iter()
+            .find(|p| p.metadata.name == name)
+            .and_then(|p| p.metadata.controller_ref().map(|r| r.uid.clone()))
+    };
+    assert_eq!(owner("orphan-1"), Some(uid.clone()));
+    assert_eq!(owner("orphan-2"), Some(uid.clone()));
+    assert_eq!(owner("db"), None, "not matching: left alone");
+    assert_eq!(rs_status(&h).replicas, 3);
+
+    // An orphan that appears later is adopted, and one pod too many goes.
+    h.api.create_now(&bare_pod("late", "web")).expect("pod");
+    h.settle().await;
+    assert_eq!(
+        h.active_pods()
+            .iter()
+            .filter(|p| p.metadata.labels["app"] == "web")
+            .count(),
+        3
+    );
+    assert!(
+        h.pods()
+            .iter()
+            .all(|p| p.metadata.labels["app"] != "web" || p.metadata.controller_ref().is_some())
+    );
+}
+
+#[tokio::test]
+async fn a_relabelled_pod_is_released_and_replaced() {
+    let h = Harness::new();
+    h.api.create_now(&replicaset(2, 0)).expect("create");
+    h.settle().await;
+    let mut pod = h.pods().remove(0);
+    let name = pod.metadata.name.clone();
+    pod.metadata.labels.insert("app".into(), "debug".into());
+    h.api.update_now(&pod.to_object()).expect("relabel");
+    h.settle().await;
+    let released = h
+        .pods()
+        .into_iter()
+        .find(|p| p.metadata.name == name)
+        .expect("still there");
+    assert!(
+        released.metadata.owner_references.is_empty(),
+        "{released:?}"
+    );
+    assert_eq!(h.active_pods().len(), 3, "released pod + 2 owned");
+    assert_eq!(rs_status(&h).replicas, 2);
+}
+
+#[tokio::test]
+async fn pods_of_another_controller_are_never_claimed() {
+    let h = Harness::new();
+    // Any other controller: here a ConfigMap stands in for it.
+    let owner = h
+        .api
+        .create_now(&object(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}\ndata: {a: b}\n",
+        ))
+        .expect("owner");
+    let mut theirs =
+        drover_proto::types::Pod::from_object(&bare_pod("theirs", "web")).expect("pod");
+    theirs
+        .metadata
+        .owner_references
+        .push(drover_proto::OwnerReference {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: "other".into(),
+            uid: owner.metadata.uid.clone().unwrap_or_default(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        });
+    h.api.create_now(&theirs.to_object()).expect("pod");
+    h.api.create_now(&replicaset(1, 0)).expect("create");
+    h.settle().await;
+    let p = h
+        .pods()
+        .into_iter()
+        .find(|p| p.metadata.name == "theirs")
+        .expect("pod");
+    assert_eq!(p.metadata.owner_references.len(), 1);
+    assert_eq!(p.metadata.owner_references[0].kind, "ConfigMap");
+    assert_eq!(h.active_pods().len(), 2);
+}

@@ -72,6 +72,11 @@ impl<T: Resource> Cache<T> {
             .collect()
     }
 
+    /// Every object of every namespace.
+    pub fn all(&self) -> Vec<Arc<T>> {
+        self.read().values().cloned().collect()
+    }
+
     pub fn len(&self) -> usize {
         self.read().len()
     }
