@@ -123,6 +123,9 @@ pub async fn run(
         }),
         backoff: cfg.backoff,
         host_ip,
+        events: super::events::spawn(client.clone(), cfg.node_name.clone()),
+        exec_exe: cfg.shim_exe.clone(),
+        exec_args: cfg.shim_args.clone(),
     });
     tokio::spawn(super::logs_server::serve(
         logs,
