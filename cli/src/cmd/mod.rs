@@ -5,6 +5,7 @@ pub mod apply;
 pub mod delete;
 pub mod describe;
 pub mod dev;
+pub mod exec;
 pub mod get;
 pub mod image;
 pub mod logs;

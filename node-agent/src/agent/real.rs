@@ -129,8 +129,12 @@ pub async fn run(
     });
     tokio::spawn(super::logs_server::serve(
         logs,
-        Arc::clone(&shared.cache),
-        layout.clone(),
+        super::exec::serve::ExecContext {
+            cache: Arc::clone(&shared.cache),
+            layout: layout.clone(),
+            exe: cfg.shim_exe.clone(),
+            shim_args: cfg.shim_args.clone(),
+        },
     ));
     let (changed_tx, changed_rx) = mpsc::unbounded_channel::<String>();
     let (synced_tx, synced_rx) = mpsc::unbounded_channel::<()>();

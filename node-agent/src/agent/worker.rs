@@ -482,7 +482,16 @@ impl Worker {
                     self.tx.clone(),
                     self.shared.events.clone(),
                 );
+                // Keep only the previous run's log (for `logs --previous`).
+                let old = runner.layout.log_path(
+                    pod.namespace(),
+                    pod.name(),
+                    &self.uid,
+                    &name,
+                    attempt - 1,
+                );
                 tokio::spawn(async move {
+                    let _ = tokio::task::spawn_blocking(move || prune_logs_before(&old)).await;
                     let result = runner.start(&pod, index, attempt, &events).await;
                     let _ = tx.send(Msg::Started { index, result });
                 });
@@ -618,6 +627,30 @@ impl Worker {
         {
             Ok(_) | Err(ClientError::NotFound(_)) => {}
             Err(e) => tracing::warn!("{}: deleting: {e}", self.key),
+        }
+    }
+}
+
+/// Removes the log files (rotated ones too) of runs older than the one
+/// `keep` belongs to (`DIR/<attempt>.log[.N]`).
+fn prune_logs_before(keep: &Path) {
+    let Some(keep_attempt) = keep
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".log"))
+        .and_then(|n| n.parse::<i32>().ok())
+    else {
+        return;
+    };
+    let Some(dir) = keep.parent() else { return };
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        let attempt = name
+            .to_str()
+            .and_then(|n| n.split_once(".log"))
+            .and_then(|(a, _)| a.parse::<i32>().ok());
+        if attempt.is_some_and(|a| a < keep_attempt) {
+            let _ = std::fs::remove_file(e.path());
         }
     }
 }

@@ -141,7 +141,44 @@ fn enter(path: Option<&std::path::Path>) -> Result<(), String> {
     let ns = std::fs::File::open(path)
         .map_err(|e| format!("opening network namespace {}: {e}", path.display()))?;
     nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-        .map_err(|e| format!("entering network namespace {}: {e}", path.display()))
+        .map_err(|e| format!("entering network namespace {}: {e}", path.display()))?;
+    loopback_up()
+}
+
+/// Brings `lo` up in the current network namespace if it is down. A
+/// pod's loopback is always up in Kubernetes (the CNI loopback plugin);
+/// a container given a bare new namespace has it down, and a probe of
+/// 127.0.0.1 would then fail with "network unreachable".
+fn loopback_up() -> Result<(), String> {
+    // SAFETY: plain socket/ioctl calls on a zeroed ifreq we own, naming "lo".
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return Err(format!(
+                "socket for loopback: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+            *dst = *src as libc::c_char;
+        }
+        let mut result = Ok(());
+        if libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut ifr) == 0 {
+            let up = libc::IFF_UP as libc::c_short;
+            if ifr.ifr_ifru.ifru_flags & up == 0 {
+                ifr.ifr_ifru.ifru_flags |= up;
+                if libc::ioctl(sock, libc::SIOCSIFFLAGS, &ifr) != 0 {
+                    result = Err(format!(
+                        "bringing loopback up: {}",
+                        std::io::Error::last_os_error()
+                    ));
+                }
+            }
+        }
+        libc::close(sock);
+        result
+    }
 }
 
 fn connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, String> {

@@ -3,6 +3,9 @@
 //! process, since joining a container forks and must not happen inside
 //! the async agent. Used by exec probes and by `drover exec`.
 
+pub mod serve;
+pub mod wire;
+
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::PathBuf;
