@@ -62,6 +62,8 @@ enum Command {
     Agent(cmd::agent::AgentArgs),
     /// Print a container's log.
     Logs(cmd::logs::LogsArgs),
+    /// Run a command in a container.
+    Exec(cmd::exec::ExecArgs),
     /// Manage the images of the node this runs on.
     Image(cmd::image::ImageArgs),
 }
@@ -99,6 +101,12 @@ fn main() -> ExitCode {
             Command::Agent(a) => cmd::agent::run(&cli.server, a).await,
             Command::Image(a) => cmd::image::run(a),
             Command::Logs(a) => cmd::logs::run(&cli.server, a).await,
+            Command::Exec(a) => match cmd::exec::run(&cli.server, a).await {
+                // The command's exit code is ours (the terminal, if raw,
+                // was restored when `run` returned).
+                Ok(code) => std::process::exit(code),
+                Err(e) => Err(e),
+            },
         }
     });
     match result {

@@ -1,4 +1,4 @@
-//! `drover logs POD [-c C] [-f]`: a container's log, from the agent of the
+//! `drover logs POD [-c C] [-f] [-p]`: a container's log, from the agent of the
 //! pod's node (its address and log port are in the Node's status).
 
 use anyhow::{Context, Result, bail};
@@ -17,16 +17,20 @@ pub struct LogsArgs {
     /// Keep printing as the container writes.
     #[arg(short = 'f', long)]
     follow: bool,
+    /// The previous run of the container (after a restart).
+    #[arg(short = 'p', long)]
+    previous: bool,
     /// The pod's namespace.
     #[arg(short = 'n', long, default_value = "default")]
     namespace: String,
 }
 
-pub async fn run(server: &str, args: LogsArgs) -> Result<()> {
+/// The `host:port` of the agent running pod `namespace/name`, and its node.
+pub async fn agent_of(server: &str, namespace: &str, name: &str) -> Result<(String, String)> {
     let client = super::connect(server).await?;
-    let pod: Pod = client.get_as(&args.namespace, &args.pod).await?;
+    let pod: Pod = client.get_as(namespace, name).await?;
     let Some(node_name) = pod.spec.node_name.clone() else {
-        bail!("pod {} is not scheduled to a node yet", args.pod);
+        bail!("pod {name} is not scheduled to a node yet");
     };
     let node: Node = client.get_as("", &node_name).await?;
     let status = node.status.unwrap_or_default();
@@ -46,12 +50,24 @@ pub async fn run(server: &str, args: LogsArgs) -> Result<()> {
     } else {
         format!("{host}:{port}")
     };
+    Ok((addr, node_name))
+}
+
+pub async fn run(server: &str, args: LogsArgs) -> Result<()> {
+    let (addr, node_name) = agent_of(server, &args.namespace, &args.pod).await?;
     let mut target = format!("/logs/{}/{}", args.namespace, args.pod);
     if let Some(c) = &args.container {
         target = format!("{target}/{c}");
     }
+    let mut query = vec![];
     if args.follow {
-        target.push_str("?follow=true");
+        query.push("follow=true");
+    }
+    if args.previous {
+        query.push("previous=true");
+    }
+    if !query.is_empty() {
+        target = format!("{target}?{}", query.join("&"));
     }
     let mut conn = TcpStream::connect(&addr)
         .await

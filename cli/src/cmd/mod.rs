@@ -6,6 +6,7 @@ pub mod delete;
 pub mod describe;
 pub mod dev;
 pub mod drain;
+pub mod exec;
 pub mod get;
 pub mod image;
 pub mod logs;

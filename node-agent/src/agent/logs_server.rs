@@ -1,14 +1,16 @@
-//! The agent's log endpoint: `GET /logs/{namespace}/{pod}[/{container}][?follow=true]`
-//! streams a container's current log as plain text lines, for
-//! `drover logs`. A tiny HTTP/1.1 server: one request per connection.
+//! The agent's HTTP endpoint: `GET /logs/{namespace}/{pod}[/{container}][?follow=true][&previous=true]`
+//! streams a container's current (or previous) log as plain text lines,
+//! for `drover logs`; `POST /exec/{namespace}/{pod}` runs a command in a
+//! container, for `drover exec` ([`super::exec::serve`]). A tiny HTTP/1.1
+//! server: one request per connection.
 
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::informer::{self, PodCache};
-use super::layout::Layout;
+use super::exec::serve::{self as exec, ExecContext};
+use super::informer;
 use super::runner::LOG_MAX_FILES;
 use crate::shim::logs::read_log;
 
@@ -23,6 +25,8 @@ pub struct LogsRequest {
     pub container: Option<String>,
     /// Keep streaming as the container writes.
     pub follow: bool,
+    /// The previous run's log instead of the current one.
+    pub previous: bool,
 }
 
 /// Parses a request target such as `/logs/default/web/c?follow=true` (pure).
@@ -35,27 +39,46 @@ pub fn parse_target(target: &str) -> Option<LogsRequest> {
     if parts.next().is_some() {
         return None;
     }
-    let follow = query
-        .split('&')
-        .any(|kv| kv == "follow=true" || kv == "follow=1" || kv == "follow");
+    let flag = |name: &str| {
+        query.split('&').any(|kv| {
+            kv == name
+                || kv
+                    .strip_prefix(name)
+                    .is_some_and(|v| v == "=true" || v == "=1")
+        })
+    };
     Some(LogsRequest {
         namespace,
         pod,
         container,
-        follow,
+        follow: flag("follow"),
+        previous: flag("previous"),
     })
 }
 
 /// Serves until the process ends.
-pub async fn serve(listener: TcpListener, cache: PodCache, layout: Layout) {
+pub async fn serve(listener: TcpListener, ctx: ExecContext) {
     loop {
         let Ok((conn, _)) = listener.accept().await else {
             continue;
         };
-        let (cache, layout) = (cache.clone(), layout.clone());
+        let ctx = ctx.clone();
         tokio::spawn(async move {
-            let _ = handle(conn, &cache, &layout).await;
+            let _ = handle(conn, &ctx).await;
         });
+    }
+}
+
+/// The log attempt to show: the highest (current) one, or the one below
+/// it for `previous` (pure).
+pub fn pick_attempt(mut attempts: Vec<i32>, previous: bool) -> Option<i32> {
+    attempts.sort_unstable();
+    attempts.dedup();
+    let n = attempts.len();
+    match (previous, n) {
+        (false, 0) | (true, 0 | 1) => None,
+        (false, _) => Some(attempts[n - 1]),
+        (true, _) => Some(attempts[n - 2]),
     }
 }
 
@@ -68,7 +91,8 @@ async fn respond(conn: &mut TcpStream, code: &str, body: &str) -> std::io::Resul
     conn.write_all(body.as_bytes()).await
 }
 
-async fn handle(mut conn: TcpStream, cache: &PodCache, layout: &Layout) -> std::io::Result<()> {
+async fn handle(mut conn: TcpStream, ctx: &ExecContext) -> std::io::Result<()> {
+    let (cache, layout) = (&ctx.cache, &ctx.layout);
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -78,8 +102,15 @@ async fn handle(mut conn: TcpStream, cache: &PodCache, layout: &Layout) -> std::
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    let head = String::from_utf8_lossy(&buf);
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(());
+    };
+    let rest = buf.split_off(end + 4);
+    let head = String::from_utf8_lossy(&buf).into_owned();
     let target = head.split_whitespace().nth(1).unwrap_or_default();
+    if target.starts_with("/exec/") {
+        return exec::handle(conn, &head, rest, ctx).await;
+    }
     let Some(req) = parse_target(target) else {
         return respond(
             &mut conn,
@@ -108,8 +139,9 @@ async fn handle(mut conn: TcpStream, cache: &PodCache, layout: &Layout) -> std::
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
-    // The current run's log: the highest attempt number.
-    let attempt = std::fs::read_dir(&dir)
+    // The current run's log: the highest attempt number (the one below
+    // it for --previous).
+    let attempts = std::fs::read_dir(&dir)
         .into_iter()
         .flatten()
         .flatten()
@@ -120,9 +152,13 @@ async fn handle(mut conn: TcpStream, cache: &PodCache, layout: &Layout) -> std::
                 .parse::<i32>()
                 .ok()
         })
-        .max();
-    let Some(attempt) = attempt else {
-        let msg = format!("container {container} in pod {key} has not started yet\n");
+        .collect();
+    let Some(attempt) = pick_attempt(attempts, req.previous) else {
+        let msg = if req.previous {
+            format!("previous terminated container {container} in pod {key} not found\n")
+        } else {
+            format!("container {container} in pod {key} has not started yet\n")
+        };
         return respond(&mut conn, "400 Bad Request", &msg).await;
     };
     let path = layout.log_path(&req.namespace, &req.pod, &uid, &container, attempt);
@@ -142,7 +178,7 @@ async fn handle(mut conn: TcpStream, cache: &PodCache, layout: &Layout) -> std::
         sent = records.len();
         let still_there = informer::cached(cache, &key)
             .is_some_and(|p| p.metadata.uid.as_deref() == Some(uid.as_str()));
-        if !req.follow || !still_there {
+        if !req.follow || req.previous || !still_there {
             return conn.shutdown().await;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -161,13 +197,25 @@ mod tests {
                 namespace: "default".into(),
                 pod: "web".into(),
                 container: Some("c".into()),
-                follow: true
+                follow: true,
+                previous: false,
             })
         );
         let r = parse_target("/logs/ns/p").expect("parses");
-        assert_eq!((r.container, r.follow), (None, false));
+        assert_eq!((r.container, r.follow, r.previous), (None, false, false));
+        let r = parse_target("/logs/ns/p?previous=true").expect("parses");
+        assert!(r.previous && !r.follow);
         for bad in ["/", "/logs/", "/logs/ns", "/logs/ns/p/c/x", "/other/ns/p"] {
             assert_eq!(parse_target(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn previous_is_the_run_before_the_current_one() {
+        assert_eq!(pick_attempt(vec![], false), None);
+        assert_eq!(pick_attempt(vec![0], false), Some(0));
+        assert_eq!(pick_attempt(vec![0], true), None);
+        assert_eq!(pick_attempt(vec![3, 1, 2], true), Some(2));
+        assert_eq!(pick_attempt(vec![3, 1, 2], false), Some(3));
     }
 }

@@ -3,6 +3,8 @@
 //! either for simulated ("hollow") nodes or for this machine's real pods.
 
 pub mod container_status;
+pub mod events;
+pub mod exec;
 pub mod heartbeat;
 pub mod hollow;
 pub mod informer;
@@ -12,6 +14,7 @@ pub mod logs_server;
 pub mod machine;
 pub mod node;
 pub mod pod_status;
+pub mod probe;
 pub mod queue;
 pub mod real;
 pub mod runner;

@@ -150,11 +150,18 @@ pub async fn run(
         }),
         backoff: cfg.backoff,
         host_ip,
+        events: super::events::spawn(client.clone(), cfg.node_name.clone()),
+        exec_exe: cfg.shim_exe.clone(),
+        exec_args: cfg.shim_args.clone(),
     });
     tokio::spawn(super::logs_server::serve(
         logs,
-        Arc::clone(&shared.cache),
-        layout.clone(),
+        super::exec::serve::ExecContext {
+            cache: Arc::clone(&shared.cache),
+            layout: layout.clone(),
+            exe: cfg.shim_exe.clone(),
+            shim_args: cfg.shim_args.clone(),
+        },
     ));
     let (changed_tx, changed_rx) = mpsc::unbounded_channel::<String>();
     let (synced_tx, synced_rx) = mpsc::unbounded_channel::<()>();

@@ -12,6 +12,7 @@ use drover_proto::types::Pod;
 use drover_proto::types::pod::{Container, PullPolicy as PodPullPolicy};
 use oci_spec::runtime::Capability;
 
+use super::events::{EventSink, EventType, reason as event};
 use super::layout::{self, Layout};
 use crate::image::{Image, ImageStore, PullOptions, PullPolicy};
 use crate::network::PodNetwork;
@@ -174,6 +175,7 @@ impl Runner {
         pod: &Pod,
         index: usize,
         attempt: i32,
+        events: &EventSink,
     ) -> Result<ShimHandle, StartFailure> {
         let c = pod
             .spec
@@ -186,15 +188,48 @@ impl Runner {
         {
             tracing::warn!("re-reading the image index: {e}");
         }
+        let policy = pull_policy(&c);
+        let present = self.images.contains(&c.image);
+        let pulls = policy == PullPolicy::Always || (!present && policy != PullPolicy::Never);
+        let say = |type_, reason: &str, message: String| {
+            events.container(pod, &c.name, type_, reason, message);
+        };
+        if pulls {
+            say(
+                EventType::Normal,
+                event::PULLING,
+                format!("Pulling image {:?}", c.image),
+            );
+        }
+        let began = std::time::Instant::now();
         let image = self
             .images
-            .ensure_image(&c.image, pull_policy(&c), &self.pull, &mut |_| {})
+            .ensure_image(&c.image, policy, &self.pull, &mut |_| {})
             .await
-            .map_err(|e| StartFailure {
-                reason: e.reason().to_string(),
-                message: e.to_string(),
-                pull: true,
+            .map_err(|e| {
+                if pulls {
+                    say(
+                        EventType::Warning,
+                        event::FAILED,
+                        format!("Failed to pull image {:?}: {e}", c.image),
+                    );
+                }
+                StartFailure {
+                    reason: e.reason().to_string(),
+                    message: e.to_string(),
+                    pull: true,
+                }
             })?;
+        let pulled = if pulls {
+            format!(
+                "Successfully pulled image {:?} in {:.3}s",
+                c.image,
+                began.elapsed().as_secs_f64()
+            )
+        } else {
+            format!("Container image {:?} already present on machine", c.image)
+        };
+        say(EventType::Normal, event::PULLED, pulled);
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         // The pod's sandbox: every container joins the same namespace.
         let network = match &self.network {

@@ -4,7 +4,8 @@
 //! machines return, writes the pod's status when it changed, and once a
 //! deleted pod's containers have all stopped, cleans up and deletes it.
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,10 +16,14 @@ use drover_proto::{Kind, Resource};
 use tokio::sync::mpsc;
 
 use super::container_status::container_status;
+use super::events::{EventSink, EventType, reason as event};
+use super::exec::ExecTarget;
 use super::informer::{self, PodCache};
 use super::layout;
 use super::lifecycle::{Backoff, Effect, Exit, Machine, Observation, State};
 use super::pod_status::{PodFacts, pod_status};
+use super::probe::prober::{Decision, Outcome, ProbeKind};
+use super::probe::{Probes, netns_of};
 use super::runner::{Runner, StartFailure};
 use crate::runtime::container::{bundle, cgroup};
 use crate::shim::state::now_ms;
@@ -37,6 +42,25 @@ pub struct Shared {
     pub backoff: Backoff,
     /// The node's address, reported as `hostIP`.
     pub host_ip: String,
+    /// Where Events go.
+    pub events: EventSink,
+    /// The binary the exec helper runs as, and the arguments selecting
+    /// the shim (`drover shim exec …`).
+    pub exec_exe: PathBuf,
+    /// For `drover`: `["shim"]`.
+    pub exec_args: Vec<OsString>,
+}
+
+impl Shared {
+    /// How to run commands in a running container.
+    pub fn exec_target(&self, container_id: String) -> ExecTarget {
+        ExecTarget {
+            exe: self.exec_exe.clone(),
+            shim_args: self.exec_args.clone(),
+            runtime_root: self.runner.layout.runtime_root(),
+            container_id,
+        }
+    }
 }
 
 /// What a worker hears.
@@ -51,6 +75,13 @@ pub enum Msg {
     },
     /// A container ended.
     Exited { index: usize, exit: Exit },
+    /// A probe of run `attempt` of a container finished.
+    Probed {
+        index: usize,
+        attempt: i32,
+        kind: ProbeKind,
+        outcome: Outcome,
+    },
 }
 
 struct Worker {
@@ -62,6 +93,8 @@ struct Worker {
     handles: Vec<Option<ShimHandle>>,
     /// The attempt number each container's current (or last) run has.
     attempts: Vec<i32>,
+    /// The probes of the running containers.
+    probes: Probes,
     wake_at: Option<u64>,
     tx: mpsc::UnboundedSender<Msg>,
     /// The pod is gone from the API already (no final delete needed).
@@ -127,6 +160,7 @@ pub fn spawn(
         machines: vec![Machine::new(pod.spec.restart_policy, shared.backoff); n],
         handles: vec![None; n],
         attempts: vec![-1; n],
+        probes: Probes::new(n),
         shared,
         key: key.clone(),
         uid,
@@ -177,6 +211,8 @@ impl Worker {
                 }
                 _ => {
                     tracing::info!("{}: adopted container {name} (attempt {attempt})", self.key);
+                    let pid = state.as_ref().and_then(|s| s.container_pid);
+                    self.start_probes(i, started, pid);
                     self.handles[i] = Some(handle.clone());
                     watch_exit(self.tx.clone(), i, handle);
                 }
@@ -191,10 +227,13 @@ impl Worker {
                 self.finish().await;
                 return;
             }
+            self.run_probes();
             self.write_status().await;
-            let sleep = self
-                .wake_at
-                .map(|at| Duration::from_millis(at.saturating_sub(now_ms())));
+            let wake = match (self.wake_at, self.probes.next_wake()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let sleep = wake.map(|at| Duration::from_millis(at.saturating_sub(now_ms())));
             let msg = tokio::select! {
                 m = rx.recv() => m,
                 () = async {
@@ -203,8 +242,10 @@ impl Worker {
                         None => std::future::pending().await,
                     }
                 } => {
-                    self.wake_at = None;
-                    self.tick();
+                    if self.wake_at.is_some_and(|at| at <= now_ms()) {
+                        self.wake_at = None;
+                        self.tick();
+                    }
                     continue;
                 }
             };
@@ -213,11 +254,25 @@ impl Worker {
                 Some(Msg::Changed) => self.on_changed(),
                 Some(Msg::Started { index, result }) => match result {
                     Ok(handle) => {
-                        let started = handle
-                            .state()
-                            .ok()
+                        let state = handle.state().ok();
+                        let started = state
+                            .as_ref()
                             .and_then(|s| s.started_at_ms)
                             .unwrap_or_else(now_ms);
+                        let name = self.pod.spec.containers[index].name.clone();
+                        self.event(
+                            index,
+                            EventType::Normal,
+                            event::CREATED,
+                            format!("Created container {name}"),
+                        );
+                        self.event(
+                            index,
+                            EventType::Normal,
+                            event::STARTED,
+                            format!("Started container {name}"),
+                        );
+                        self.start_probes(index, started, state.and_then(|s| s.container_pid));
                         self.handles[index] = Some(handle.clone());
                         watch_exit(self.tx.clone(), index, handle);
                         self.observe(
@@ -235,6 +290,12 @@ impl Worker {
                             f.reason,
                             f.message
                         );
+                        self.event(
+                            index,
+                            EventType::Warning,
+                            event::FAILED,
+                            format!("Error: {}: {}", f.reason, f.message),
+                        );
                         self.observe(
                             index,
                             Observation::StartFailed {
@@ -248,9 +309,82 @@ impl Worker {
                 },
                 Some(Msg::Exited { index, exit }) => {
                     self.handles[index] = None;
+                    self.probes.exited(index);
                     self.observe(index, Observation::Exited(exit));
                     self.tick();
                 }
+                Some(Msg::Probed {
+                    index,
+                    attempt,
+                    kind,
+                    outcome,
+                }) => self.on_probed(index, attempt, kind, outcome),
+            }
+        }
+    }
+
+    fn event(&self, index: usize, type_: EventType, reason: &str, message: String) {
+        let name = &self.pod.spec.containers[index].name;
+        self.shared
+            .events
+            .container(&self.pod, name, type_, reason, message);
+    }
+
+    fn start_probes(&mut self, index: usize, started_at_ms: u64, pid: Option<i32>) {
+        let attempt = self.attempts[index];
+        let c = &self.pod.spec.containers[index];
+        let id = layout::container_id(&self.uid, &c.name, attempt);
+        let exec = self.shared.exec_target(id);
+        self.probes
+            .started(index, attempt, c, started_at_ms, netns_of(pid), exec);
+    }
+
+    /// Starts the probes that are due, each on a blocking thread.
+    fn run_probes(&mut self) {
+        for job in self.probes.due(now_ms()) {
+            let tx = self.tx.clone();
+            tokio::task::spawn_blocking(move || {
+                let outcome = job.run();
+                let _ = tx.send(Msg::Probed {
+                    index: job.index,
+                    attempt: job.attempt,
+                    kind: job.kind,
+                    outcome,
+                });
+            });
+        }
+    }
+
+    fn on_probed(&mut self, index: usize, attempt: i32, kind: ProbeKind, outcome: Outcome) {
+        for decision in self.probes.record(index, attempt, kind, outcome, now_ms()) {
+            match decision {
+                Decision::Unhealthy { message, .. } => {
+                    self.event(index, EventType::Warning, event::UNHEALTHY, message);
+                }
+                Decision::Kill { kind, .. } => {
+                    let name = self.pod.spec.containers[index].name.clone();
+                    let word = kind.word().to_lowercase();
+                    self.event(
+                        index,
+                        EventType::Normal,
+                        event::KILLING,
+                        format!("Container {name} failed {word} probe, will be restarted"),
+                    );
+                    let grace = Duration::from_secs(
+                        u64::try_from(self.pod.spec.termination_grace_period_seconds).unwrap_or(0),
+                    );
+                    // The exit then goes through the lifecycle as any
+                    // other: restartPolicy decides, back-off applies.
+                    if let Some(handle) = self.handles[index].clone() {
+                        let key = self.key.clone();
+                        tokio::task::spawn_blocking(move || {
+                            if let Err(e) = handle.stop(grace) {
+                                tracing::warn!("{key}: stopping {name}: {e}");
+                            }
+                        });
+                    }
+                }
+                Decision::ReadyChanged(_) => {}
             }
         }
     }
@@ -298,9 +432,42 @@ impl Worker {
 
     fn observe(&mut self, index: usize, obs: Observation) {
         let effects = self.machines[index].next(obs);
+        self.back_off_event(index, &effects);
         for effect in effects {
             self.perform(index, effect);
         }
+    }
+
+    /// A `BackOff` Event when an exit or a failed start left the container
+    /// waiting for a later retry.
+    fn back_off_event(&self, index: usize, effects: &[Effect]) {
+        if !effects.contains(&Effect::Cleanup) {
+            return;
+        }
+        let State::Waiting {
+            reason,
+            retry_at_ms,
+            ..
+        } = &self.machines[index].state
+        else {
+            return;
+        };
+        if *retry_at_ms <= now_ms() {
+            return;
+        }
+        let c = &self.pod.spec.containers[index];
+        let message = if reason == super::lifecycle::reason::CRASH_LOOP_BACK_OFF {
+            format!(
+                "Back-off restarting failed container {} in pod {}",
+                c.name,
+                self.pod.name()
+            )
+        } else if reason == super::lifecycle::reason::ERR_IMAGE_PULL {
+            format!("Back-off pulling image {:?}", c.image)
+        } else {
+            format!("Back-off starting container {}", c.name)
+        };
+        self.event(index, EventType::Warning, event::BACK_OFF, message);
     }
 
     fn perform(&mut self, index: usize, effect: Effect) {
@@ -309,18 +476,34 @@ impl Worker {
             Effect::Start => {
                 self.attempts[index] += 1;
                 let attempt = self.attempts[index];
-                let (runner, pod, tx) = (
+                let (runner, pod, tx, events) = (
                     Arc::clone(&self.shared.runner),
                     self.pod.clone(),
                     self.tx.clone(),
+                    self.shared.events.clone(),
+                );
+                // Keep only the previous run's log (for `logs --previous`).
+                let old = runner.layout.log_path(
+                    pod.namespace(),
+                    pod.name(),
+                    &self.uid,
+                    &name,
+                    attempt - 1,
                 );
                 tokio::spawn(async move {
-                    let result = runner.start(&pod, index, attempt).await;
+                    let _ = tokio::task::spawn_blocking(move || prune_logs_before(&old)).await;
+                    let result = runner.start(&pod, index, attempt, &events).await;
                     let _ = tx.send(Msg::Started { index, result });
                 });
             }
             Effect::Stop { grace } => {
                 if let Some(handle) = self.handles[index].clone() {
+                    self.event(
+                        index,
+                        EventType::Normal,
+                        event::KILLING,
+                        format!("Stopping container {name}"),
+                    );
                     let key = self.key.clone();
                     tokio::task::spawn_blocking(move || {
                         if let Err(e) = handle.stop(grace) {
@@ -368,14 +551,12 @@ impl Worker {
                         layout::container_id(&self.uid, &c.name, *attempt)
                     )
                 });
-                // No readiness probes yet: running means ready.
-                container_status(
-                    &c.name,
-                    &c.image,
-                    id,
-                    m,
-                    matches!(m.state, State::Running { .. }),
-                )
+                (c, m, id)
+            })
+            .enumerate()
+            .map(|(i, (c, m, id))| {
+                let ready = matches!(m.state, State::Running { .. }) && self.probes.ready(i);
+                container_status(&c.name, &c.image, id, m, ready)
             })
             .collect();
         let pod_ip = self
@@ -458,6 +639,30 @@ impl Worker {
         {
             Ok(_) | Err(ClientError::NotFound(_)) => {}
             Err(e) => tracing::warn!("{}: deleting: {e}", self.key),
+        }
+    }
+}
+
+/// Removes the log files (rotated ones too) of runs older than the one
+/// `keep` belongs to (`DIR/<attempt>.log[.N]`).
+fn prune_logs_before(keep: &Path) {
+    let Some(keep_attempt) = keep
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".log"))
+        .and_then(|n| n.parse::<i32>().ok())
+    else {
+        return;
+    };
+    let Some(dir) = keep.parent() else { return };
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        let attempt = name
+            .to_str()
+            .and_then(|n| n.split_once(".log"))
+            .and_then(|(a, _)| a.parse::<i32>().ok());
+        if attempt.is_some_and(|a| a < keep_attempt) {
+            let _ = std::fs::remove_file(e.path());
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod control;
+pub mod exec;
 pub mod logs;
 pub mod state;
 pub mod supervisor;
@@ -61,7 +62,11 @@ fn parse_args(args: &[OsString]) -> Result<ShimArgs, String> {
 /// The shim's entry point; `drover` calls it for its hidden `shim`
 /// subcommand with the arguments after it:
 /// `(--state-dir DIR | --standby) [--ready-fd N] [--daemonize]`.
+/// `exec …` runs the exec helper instead ([`exec::exec_main`]).
 pub fn shim_main(args: Vec<OsString>) -> ExitCode {
+    if args.first().is_some_and(|a| a == "exec") {
+        return exec::exec_main(&args[1..]);
+    }
     let args = match parse_args(&args) {
         Ok(a) => a,
         Err(e) => {
