@@ -86,7 +86,9 @@ pub fn hollow_facts(cfg: &HollowConfig, index: usize) -> NodeFacts {
             ..NodeSystemInfo::default()
         },
         labels: BTreeMap::from([(HOLLOW_LABEL.to_string(), "true".to_string())]),
-        pod_cidr: Some(hollow_pod_cidr(index)),
+        // Asked of the control plane like a real node's would be: a fixed
+        // range per index would collide between two fleets on one server.
+        pod_cidr: None,
         agent_port: None,
     }
 }
@@ -266,7 +268,7 @@ mod tests {
         assert_eq!(a.name, "hollow-0");
         assert_eq!(a.addresses[0].address, "172.16.0.1");
         assert_eq!(b.addresses[0].address, "172.16.1.45");
-        assert_eq!(b.pod_cidr.as_deref(), Some("10.65.44.0/24"));
+        assert_eq!(b.pod_cidr, None);
         assert_eq!(hollow_pod_ip(300, 0), "10.65.44.2");
         assert_eq!(hollow_pod_ip(300, 253), "10.65.44.2");
     }

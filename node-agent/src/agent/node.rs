@@ -118,7 +118,7 @@ pub fn renew_heartbeat(status: &mut NodeStatus, now: Time) {
     }
 }
 
-/// A hollow node's pod CIDR: `10.X.Y.0/24` from its index, starting at
+/// Where a hollow node's fake pod IPs come from: `10.X.Y.0/24` by index, from
 /// 10.64.0.0 so it stays clear of the real default (10.88.0.0/16) for the
 /// first 6,000 nodes.
 pub fn hollow_pod_cidr(index: usize) -> String {
