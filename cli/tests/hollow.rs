@@ -50,8 +50,10 @@ fn fifty_hollow_nodes_run_and_delete_a_pod() {
     assert_eq!(status.runtimes, ["container", "vm"]);
     assert_eq!(status.capacity["pods"].units(), 110);
     // Each hollow node got its own pod CIDR from the control plane.
-    let cidrs: std::collections::HashSet<_> =
-        nodes.iter().filter_map(|n| n.spec.pod_cidr.clone()).collect();
+    let cidrs: std::collections::HashSet<_> = nodes
+        .iter()
+        .filter_map(|n| n.spec.pod_cidr.clone())
+        .collect();
     assert_eq!(cidrs.len(), 50, "{cidrs:?}");
     assert!(cidrs.iter().all(|c| c.starts_with("10.88.")), "{cidrs:?}");
 
