@@ -62,6 +62,15 @@ pub struct AgentArgs {
     /// Give pods a loopback-only network namespace instead of an address.
     #[arg(long)]
     no_pod_network: bool,
+    /// This node's address, reported as its InternalIP: other nodes route
+    /// to its pods via it (default: the address this machine reaches the
+    /// server from).
+    #[arg(long)]
+    node_ip: Option<std::net::Ipv4Addr>,
+    /// The cluster's pod range, of which each node's pod CIDR is a part:
+    /// traffic within it is routed between nodes, not masqueraded.
+    #[arg(long, default_value = drover_node_agent::network::DEFAULT_CLUSTER_CIDR)]
+    cluster_cidr: String,
 }
 
 fn quantity(flag: &str, text: &str) -> Result<Quantity> {
@@ -111,6 +120,8 @@ async fn run_real(client: drover_proto::client::Client, args: AgentArgs) -> Resu
         logs_listen: args.logs_listen,
         bridge: (!args.no_pod_network).then_some(args.bridge),
         pod_cidr: args.pod_cidr,
+        node_ip: args.node_ip,
+        cluster_cidr: Some(args.cluster_cidr),
     };
     let agent = real::run(client, cfg, |node| {
         eprintln!("drover agent: registered node {}", node.metadata.name);

@@ -177,6 +177,8 @@ async fn start_local_node(url: &str, args: &DevArgs) -> Result<tokio::runtime::R
         logs_listen: "127.0.0.1:0".parse()?,
         bridge: Some(args.bridge.clone()),
         pod_cidr: args.pod_cidr.clone(),
+        node_ip: None,
+        cluster_cidr: None,
     };
     // The agent gets a runtime of its own, so stopping the node stops every
     // task it spawned (workers would otherwise restart what teardown stops).

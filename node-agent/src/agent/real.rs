@@ -47,6 +47,11 @@ pub struct AgentConfig {
     /// namespace with loopback only (no root, or a test that wants none).
     pub bridge: Option<String>,
     pub pod_cidr: Option<String>,
+    /// The node's InternalIP (None: the address this machine reaches the
+    /// control plane from). Other nodes route to this node's pods via it.
+    pub node_ip: Option<std::net::Ipv4Addr>,
+    /// The cluster's pod range (None: 10.88.0.0/16, the control plane's).
+    pub cluster_cidr: Option<String>,
 }
 
 /// The agent could not start.
@@ -112,6 +117,9 @@ pub async fn run(
         })?;
     let mut facts = machine_facts(&cfg.node_name, &host_port(client.url()));
     facts.agent_port = logs.local_addr().ok().map(|a| a.port());
+    if let Some(ip) = cfg.node_ip {
+        set_internal_ip(&mut facts.addresses, ip);
+    }
     let host_ip = facts
         .addresses
         .first()
@@ -129,8 +137,16 @@ pub async fn run(
                 .as_deref()
                 .ok_or_else(|| AgentError::NoPodCidr(cfg.node_name.clone()))?;
             let cidr = crate::network::Cidr::parse(cidr)?;
-            let net = crate::network::PodNetwork::start(&cfg.data_dir, bridge, cidr).await?;
+            let cluster = crate::network::Cidr::parse_range(
+                cfg.cluster_cidr
+                    .as_deref()
+                    .unwrap_or(crate::network::DEFAULT_CLUSTER_CIDR),
+            )?;
+            let net =
+                crate::network::PodNetwork::start_in(&cfg.data_dir, bridge, cidr, cluster).await?;
             tracing::info!("pod network {cidr} on bridge {bridge}");
+            let node_ip = host_ip.parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST);
+            start_cluster_network(&client, &cfg, bridge, node_ip, cidr, cluster);
             Some(Arc::new(net))
         }
     };
@@ -183,6 +199,57 @@ pub async fn run(
     ));
     dispatch(shared, layout, changed_rx, synced_rx).await;
     Ok(())
+}
+
+/// Replaces the InternalIP in `addresses` (or adds one).
+fn set_internal_ip(
+    addresses: &mut Vec<drover_proto::types::node::NodeAddress>,
+    ip: std::net::Ipv4Addr,
+) {
+    addresses.retain(|a| a.type_ != "InternalIP");
+    addresses.insert(
+        0,
+        drover_proto::types::node::NodeAddress {
+            type_: "InternalIP".into(),
+            address: ip.to_string(),
+        },
+    );
+}
+
+/// Starts what makes this node part of the cluster network: the service
+/// proxy (ClusterIP/NodePort rules) and routes to other nodes' pods.
+fn start_cluster_network(
+    client: &Client,
+    cfg: &AgentConfig,
+    bridge: &str,
+    node_ip: std::net::Ipv4Addr,
+    cidr: crate::network::Cidr,
+    cluster: crate::network::Cidr,
+) {
+    use crate::network::services::{ProxyConfig, WhenNoEndpoints};
+    // NodePorts on 127.0.0.1 reach pods only if loopback sources may be
+    // routed (then masqueraded), as kube-proxy does.
+    if let Err(e) = std::fs::write("/proc/sys/net/ipv4/conf/all/route_localnet", "1") {
+        tracing::warn!("enabling route_localnet (NodePorts on 127.0.0.1): {e}");
+    }
+    let mut node_ips = vec![node_ip];
+    if !node_ip.is_loopback() {
+        node_ips.push(std::net::Ipv4Addr::LOCALHOST);
+    }
+    let proxy = ProxyConfig {
+        table: crate::network::services::table(bridge),
+        node_ips,
+        local_cidr: cidr,
+        cluster_cidr: cluster,
+        when_no_endpoints: WhenNoEndpoints::Reject,
+    };
+    tokio::spawn(crate::network::services::run(client.clone(), proxy));
+    tokio::spawn(crate::network::routes::run(
+        client.clone(),
+        cfg.node_name.clone(),
+        node_ip,
+        cidr,
+    ));
 }
 
 /// Routes pod changes to workers, starting one per pod and forgetting it
@@ -271,8 +338,9 @@ fn collect_orphans(layout: &Layout, known: &HashSet<String>) {
     }
 }
 
-/// Stops every workload this node runs and removes its pod network (the
-/// node leaves: `drover dev` exiting, or a test ending). Blocking.
+/// Stops every workload this node runs and removes its pod network, its
+/// service rules and its routes to other nodes (the node leaves: `drover
+/// dev` exiting, or a test ending). Blocking.
 pub fn teardown(data_dir: &Path, bridge: Option<&str>) {
     let layout = Layout::new(data_dir);
     for entry in std::fs::read_dir(layout.pods_dir())
@@ -296,6 +364,12 @@ pub fn teardown(data_dir: &Path, bridge: Option<&str>) {
     let _ = std::fs::remove_dir_all(data_dir.join("network/ipam"));
     if let Some(bridge) = bridge {
         crate::network::nat::remove(bridge);
+        crate::network::services::remove(bridge);
+        let _ = std::process::Command::new("ip")
+            .args(["route", "flush", "proto"])
+            .arg(crate::network::routes::ROUTE_PROTOCOL.to_string())
+            .stderr(std::process::Stdio::null())
+            .status();
         let _ = std::process::Command::new("ip")
             .args(["link", "del", bridge])
             .stderr(std::process::Stdio::null())

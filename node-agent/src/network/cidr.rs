@@ -3,7 +3,7 @@
 use std::net::Ipv4Addr;
 
 /// An IPv4 network such as 10.88.3.0/24.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Cidr {
     pub network: Ipv4Addr,
     pub prefix: u8,
@@ -21,6 +21,19 @@ impl Cidr {
         let network: Ipv4Addr = addr.parse().map_err(|_| bad())?;
         let prefix: u8 = len.parse().map_err(|_| bad())?;
         if !(16..=28).contains(&prefix) || u32::from(network) & !mask(prefix) != 0 {
+            return Err(bad());
+        }
+        Ok(Cidr { network, prefix })
+    }
+
+    /// A network of any prefix from /8 to /32 (a cluster's pod range, a
+    /// route), e.g. 10.88.0.0/16.
+    pub fn parse_range(s: &str) -> Result<Cidr, CidrError> {
+        let bad = || CidrError(s.to_string());
+        let (addr, len) = s.split_once('/').ok_or_else(bad)?;
+        let network: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = len.parse().map_err(|_| bad())?;
+        if !(8..=32).contains(&prefix) || u32::from(network) & !mask(prefix) != 0 {
             return Err(bad());
         }
         Ok(Cidr { network, prefix })
@@ -68,6 +81,14 @@ mod tests {
         assert!(c.contains(Ipv4Addr::new(10, 88, 3, 77)));
         assert!(!c.contains(Ipv4Addr::new(10, 88, 4, 1)));
         assert_eq!(c.to_string(), "10.88.3.0/24");
+    }
+
+    #[test]
+    fn ranges_take_wider_prefixes() {
+        let c = Cidr::parse_range("10.0.0.0/8").unwrap();
+        assert!(c.contains(Ipv4Addr::new(10, 88, 3, 1)));
+        assert!(Cidr::parse_range("10.88.0.0/8").is_err());
+        assert!(Cidr::parse_range("10.88.3.7/32").is_ok());
     }
 
     #[test]

@@ -9,6 +9,9 @@ pub mod ipam;
 pub mod link;
 pub mod nat;
 pub mod netns;
+pub mod nft;
+pub mod routes;
+pub mod services;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,10 @@ use std::path::{Path, PathBuf};
 pub use cidr::Cidr;
 use ipam::{Ipam, IpamError};
 use link::LinkError;
+
+/// Every node's pod CIDR is carved from this range (the control plane's
+/// default): pod-to-pod traffic within it is routed, not masqueraded.
+pub const DEFAULT_CLUSTER_CIDR: &str = "10.88.0.0/16";
 
 /// The bridge name when the agent is not told otherwise.
 pub const DEFAULT_BRIDGE: &str = "drover0";
@@ -58,11 +65,23 @@ pub struct PodNetwork {
 
 impl PodNetwork {
     /// Sets up the bridge, NAT and forwarding for `cidr`; state lives under
-    /// `data_dir/network`.
+    /// `data_dir/network`. The cluster's pod range is the default one.
     pub async fn start(
         data_dir: &Path,
         bridge: &str,
         cidr: Cidr,
+    ) -> Result<PodNetwork, NetworkError> {
+        let cluster = Cidr::parse_range(DEFAULT_CLUSTER_CIDR).unwrap_or(cidr);
+        Self::start_in(data_dir, bridge, cidr, cluster).await
+    }
+
+    /// As [`PodNetwork::start`], for a node whose pod CIDR is part of the
+    /// pod range `cluster` (traffic to other nodes' pods is not masqueraded).
+    pub async fn start_in(
+        data_dir: &Path,
+        bridge: &str,
+        cidr: Cidr,
+        cluster: Cidr,
     ) -> Result<PodNetwork, NetworkError> {
         let root = data_dir.join("network");
         let ipam = Ipam::open(
@@ -72,7 +91,7 @@ impl PodNetwork {
         let h = link::connect()?;
         link::ensure_bridge(&h, bridge, cidr.gateway(), cidr.prefix).await?;
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(NetworkError::Forwarding)?;
-        nat::apply(bridge, &cidr).map_err(NetworkError::Nat)?;
+        nat::apply(bridge, &cidr, &cluster).map_err(NetworkError::Nat)?;
         Ok(PodNetwork {
             bridge: bridge.to_string(),
             cidr,

@@ -1,8 +1,5 @@
 //! Outbound NAT for a node's pods: an nftables table of our own per bridge,
-//! masquerading traffic from the pod CIDR that leaves it.
-
-use std::io::Write;
-use std::process::{Command, Stdio};
+//! masquerading traffic from the pod CIDR that leaves the cluster's pods.
 
 use super::cidr::Cidr;
 
@@ -14,52 +11,36 @@ pub fn table(bridge: &str) -> String {
     )
 }
 
-/// The `nft -f` script that (re)creates the table atomically.
-pub fn ruleset(bridge: &str, cidr: &Cidr) -> String {
+/// The `nft -f` script that (re)creates the table atomically. Traffic to
+/// `cluster` (every node's pods) keeps its source: other nodes route it
+/// back by pod CIDR.
+pub fn ruleset(bridge: &str, cidr: &Cidr, cluster: &Cidr) -> String {
     let t = table(bridge);
+    let inside = if cluster.prefix <= cidr.prefix && cluster.contains(cidr.network) {
+        cluster.to_string()
+    } else {
+        format!("{{ {cidr}, {cluster} }}")
+    };
     format!(
         "table ip {t}\n\
          delete table ip {t}\n\
          table ip {t} {{\n\
          \tchain postrouting {{\n\
          \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
-         \t\tip saddr {cidr} ip daddr != {cidr} masquerade\n\
+         \t\tip saddr {cidr} ip daddr != {inside} masquerade\n\
          \t}}\n\
          }}\n"
     )
 }
 
 /// Applies the ruleset with `nft`.
-pub fn apply(bridge: &str, cidr: &Cidr) -> std::io::Result<()> {
-    nft(&["-f", "-"], Some(&ruleset(bridge, cidr)))
+pub fn apply(bridge: &str, cidr: &Cidr, cluster: &Cidr) -> std::io::Result<()> {
+    super::nft::run(&["-f", "-"], Some(&ruleset(bridge, cidr, cluster))).map(drop)
 }
 
 /// Removes the table (nothing to do if it is gone).
 pub fn remove(bridge: &str) {
-    let _ = nft(&["delete", "table", "ip", &table(bridge)], None);
-}
-
-fn nft(args: &[&str], input: Option<&str>) -> std::io::Result<()> {
-    let mut child = Command::new("nft")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| std::io::Error::other(format!("running nft (install nftables): {e}")))?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin.write_all(text.as_bytes())?;
-    }
-    let out = child.wait_with_output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(format!(
-            "nft {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+    let _ = super::nft::run(&["delete", "table", "ip", &table(bridge)], None);
 }
 
 #[cfg(test)]
@@ -68,9 +49,19 @@ mod tests {
 
     #[test]
     fn masquerades_only_traffic_leaving_the_pod_cidr() {
-        let r = ruleset("drover0", &Cidr::parse("10.88.3.0/24").unwrap());
+        let r = ruleset(
+            "drover0",
+            &Cidr::parse("10.88.3.0/24").unwrap(),
+            &Cidr::parse("10.88.0.0/16").unwrap(),
+        );
         assert!(r.starts_with("table ip drover_drover0\ndelete table ip drover_drover0\n"));
-        assert!(r.contains("ip saddr 10.88.3.0/24 ip daddr != 10.88.3.0/24 masquerade"));
+        assert!(r.contains("ip saddr 10.88.3.0/24 ip daddr != 10.88.0.0/16 masquerade"));
+        let apart = ruleset(
+            "drover0",
+            &Cidr::parse("10.90.3.0/24").unwrap(),
+            &Cidr::parse("10.88.0.0/16").unwrap(),
+        );
+        assert!(apart.contains("ip daddr != { 10.90.3.0/24, 10.88.0.0/16 } masquerade"));
         assert_eq!(table("br-0.x"), "drover_br_0_x");
     }
 }
