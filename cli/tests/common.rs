@@ -232,10 +232,15 @@ impl Drop for PodNet {
             .args(["link", "del", &self.bridge])
             .stderr(Stdio::null())
             .status();
-        let table = format!("drover_{}", self.bridge);
-        let _ = Command::new("nft")
-            .args(["delete", "table", "ip", &table])
-            .stderr(Stdio::null())
-            .status();
+        // The outbound NAT table and the service proxy's.
+        for table in [
+            format!("drover_{}", self.bridge),
+            format!("drover_svc_{}", self.bridge),
+        ] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", "ip", &table])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }

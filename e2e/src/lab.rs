@@ -150,6 +150,15 @@ impl Host {
         run("ip", &full)
     }
 
+    /// As [`Host::exec`], entering only the network namespace (the mounts,
+    /// /sys and its cgroups included, stay the machine's).
+    pub fn exec_net_only(&self, program: &str, args: &[&str]) -> std::process::Output {
+        let ns = format!("--net=/run/netns/{}", self.netns);
+        let mut full = vec![ns.as_str(), "--", program];
+        full.extend_from_slice(args);
+        run("nsenter", &full)
+    }
+
     /// Removes every fault injected into this host.
     pub fn heal(&self) {
         let _ = self.exec("nft", &["delete", "table", "inet", faults::TABLE]);

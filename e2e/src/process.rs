@@ -20,8 +20,23 @@ impl HostProcess {
     /// Starts `program args…` inside `host` (`ip netns exec`, which execs,
     /// so the pid is the program's own).
     pub fn spawn(name: &str, host: &Host, program: &Path, args: &[String]) -> HostProcess {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &host.netns])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &host.netns]);
+        Self::start(name, cmd, program, args)
+    }
+
+    /// As [`HostProcess::spawn`], but entering only the host's network
+    /// namespace (`nsenter --net`): `ip netns exec` remounts /sys, which
+    /// hides the cgroup hierarchy an agent running containers needs.
+    pub fn spawn_net_only(name: &str, host: &Host, program: &Path, args: &[String]) -> HostProcess {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", host.netns))
+            .arg("--");
+        Self::start(name, cmd, program, args)
+    }
+
+    fn start(name: &str, mut cmd: Command, program: &Path, args: &[String]) -> HostProcess {
+        let mut child = cmd
             .arg(program)
             .args(args)
             .env("RUST_LOG", "info,h2=warn,hyper=warn,tower=warn,sled=warn")

@@ -71,6 +71,11 @@ pub struct AgentArgs {
     /// traffic within it is routed between nodes, not masqueraded.
     #[arg(long, default_value = drover_node_agent::network::DEFAULT_CLUSTER_CIDR)]
     cluster_cidr: String,
+    /// Stop every pod of this node (by --data-dir) and remove its pod
+    /// network, service rules and routes, then exit: the node leaves for
+    /// good. Stop the agent first, or it restarts what this stops.
+    #[arg(long, conflicts_with = "hollow")]
+    teardown: bool,
 }
 
 fn quantity(flag: &str, text: &str) -> Result<Quantity> {
@@ -79,6 +84,12 @@ fn quantity(flag: &str, text: &str) -> Result<Quantity> {
 
 pub async fn run(server: &str, args: AgentArgs) -> Result<()> {
     super::server::init_logging();
+    if args.teardown {
+        let bridge = (!args.no_pod_network).then_some(args.bridge);
+        let dir = args.data_dir;
+        tokio::task::spawn_blocking(move || real::teardown(&dir, bridge.as_deref())).await?;
+        return Ok(());
+    }
     let client = super::connect(server).await?;
     if !args.hollow {
         return run_real(client, args).await;

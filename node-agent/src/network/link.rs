@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 
 use futures::TryStreamExt;
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 /// A netlink failure, with what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +156,13 @@ pub async fn plug_veth(
         .execute()
         .await
         .map_err(fail(format!("attaching {host} to the bridge")))?;
+    // A pod reaching itself through a service address: where br_netfilter
+    // is on, the DNATed frame is bridged back out the port it came in by.
+    h.link()
+        .set_port(LinkBridgePort::new(host_index).hairpin(true).build())
+        .execute()
+        .await
+        .map_err(fail(format!("hairpin mode on {host}")))?;
     h.link()
         .set(
             LinkUnspec::new_with_index(peer_index)

@@ -1,0 +1,448 @@
+//! Services and cross-node pod routes on real namespaced hosts: a server,
+//! two agents on two hosts and a third host outside the cluster. A pod on
+//! one node reaches a pod on the other by pod IP; the Service's cluster IP
+//! answers from both hosts and from inside a pod, balanced over replicas on
+//! both nodes; its NodePort answers on each node's address from outside;
+//! with no ready endpoint the cluster IP refuses at once; nothing is left.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use drover_e2e::{Host, HostProcess, Lab, drover_bin, eventually, run, skip_unless_supported};
+use serde_json::Value;
+
+const MANIFEST: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, labels: {app: web}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - labelSelector: {matchLabels: {app: web}}
+            topologyKey: kubernetes.io/hostname
+      containers:
+      - name: httpd
+        image: example/busybox:1
+        command: ["sh", "-c", "mkdir -p /tmp/www && hostname > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"]
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+"#;
+
+/// The agents of the test, torn down (pods, pod network, service rules,
+/// routes) even when the test fails, before the lab goes.
+struct Nodes {
+    agents: Vec<HostProcess>,
+    /// (host, data dir, bridge)
+    nodes: Vec<(Host, PathBuf, String)>,
+}
+
+impl Nodes {
+    fn leave(&mut self) {
+        self.agents.clear();
+        for (host, dir, bridge) in self.nodes.drain(..) {
+            let out = host.exec_net_only(
+                &drover_bin().display().to_string(),
+                &[
+                    "agent",
+                    "--teardown",
+                    "--data-dir",
+                    &dir.display().to_string(),
+                    "--bridge",
+                    &bridge,
+                ],
+            );
+            if !out.status.success() {
+                eprintln!(
+                    "teardown of {}: {}",
+                    host.name,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+}
+
+/// Removes a directory when dropped (after a failure too).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+fn skip_reason() -> Option<String> {
+    for tool in ["curl", "nsenter"] {
+        if run("sh", &["-c", &format!("command -v {tool}")])
+            .status
+            .code()
+            != Some(0)
+        {
+            return Some(format!("`{tool}` is not installed"));
+        }
+    }
+    if !Path::new("/bin/busybox").exists() {
+        return Some("/bin/busybox missing (apt-get install busybox-static)".into());
+    }
+    None
+}
+
+fn drover(url: &str, args: &[&str]) -> Output {
+    let mut full = vec!["--server", url];
+    full.extend_from_slice(args);
+    run(&drover_bin().display().to_string(), &full)
+}
+
+fn get_json(url: &str, args: &[&str]) -> Option<Value> {
+    let mut full = vec!["get"];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["-o", "json"]);
+    let out = drover(url, &full);
+    out.status.success().then_some(())?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// `curl -s URL` with a short timeout: the body, or None.
+fn curl_in(host: &Host, url: &str) -> Option<String> {
+    let out = host.exec("curl", &["-sf", "--max-time", "2", url]);
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `curl` inside the network namespace at `netns` (a pod's).
+fn curl_in_pod(netns: &Path, url: &str) -> Option<String> {
+    let ns = format!("--net={}", netns.display());
+    let out = run("nsenter", &[&ns, "curl", "-sf", "--max-time", "2", url]);
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Which pod names answer `get` over `tries` requests.
+fn answering(tries: usize, mut get: impl FnMut() -> Option<String>) -> Vec<String> {
+    let mut seen: Vec<String> = (0..tries).filter_map(|_| get()).collect();
+    seen.sort();
+    seen.dedup();
+    seen
+}
+
+struct WebPod {
+    name: String,
+    ip: String,
+    node: String,
+    uid: String,
+}
+
+fn ready_pods(url: &str) -> Option<Vec<WebPod>> {
+    let list = get_json(url, &["pods", "-l", "app=web"])?;
+    let items = list.get("items")?.as_array()?;
+    let pods: Vec<WebPod> = items
+        .iter()
+        .filter(|p| {
+            p.pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+        })
+        .filter_map(|p| {
+            Some(WebPod {
+                name: p.pointer("/metadata/name")?.as_str()?.to_string(),
+                ip: p.pointer("/status/podIP")?.as_str()?.to_string(),
+                node: p.pointer("/spec/nodeName")?.as_str()?.to_string(),
+                uid: p.pointer("/metadata/uid")?.as_str()?.to_string(),
+            })
+        })
+        .collect();
+    Some(pods)
+}
+
+fn ready_endpoints(url: &str) -> usize {
+    get_json(url, &["endpoints", "web"])
+        .and_then(|e| {
+            let subsets = e.get("subsets")?.as_array()?.clone();
+            Some(
+                subsets
+                    .iter()
+                    .filter_map(|s| s.get("addresses")?.as_array().map(Vec::len))
+                    .sum(),
+            )
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn services_balance_across_nodes_and_pods_route_between_them() {
+    let test = "services_balance_across_nodes_and_pods_route_between_them";
+    if skip_unless_supported(test) {
+        return;
+    }
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped {test}: {why}");
+        return;
+    }
+    let started = Instant::now();
+    let tmp = std::env::temp_dir().join(format!("drover-e2e-svc-{}", std::process::id()));
+    let _tmp = TempDir(tmp.clone());
+    let layout = tmp.join("layout");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/build-busybox.sh");
+    let built = run(
+        "sh",
+        &[&script.display().to_string(), &layout.display().to_string()],
+    );
+    assert!(
+        built.status.success(),
+        "build-busybox.sh: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+
+    let lab = Lab::new();
+    let srv = lab.add_host("srv");
+    let n1 = lab.add_host("n1");
+    let n2 = lab.add_host("n2");
+    let outside = lab.add_host("ext");
+    let server = HostProcess::spawn(
+        "server",
+        &srv,
+        &drover_bin(),
+        &[
+            "server".into(),
+            "--data-dir".into(),
+            tmp.join("server").display().to_string(),
+            "--listen".into(),
+            format!("{}:0", srv.ip),
+        ],
+    );
+    let line = server.wait_for_line("drover server listening on ", Duration::from_secs(30));
+    let url = line
+        .split("listening on ")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+
+    let mut nodes = Nodes {
+        agents: Vec::new(),
+        nodes: Vec::new(),
+    };
+    // A pod range of the test's own: this machine's root namespace may
+    // masquerade 10.88.x (a local node), and with br_netfilter on it would
+    // rewrite pod traffic crossing the lab bridge.
+    let range = 200 + std::process::id() % 10;
+    let cluster = format!("10.{range}.0.0/16");
+    for (i, host) in [&n1, &n2].into_iter().enumerate() {
+        let dir = tmp.join(&host.name);
+        let imported = drover(
+            &url,
+            &[
+                "image",
+                "import",
+                &layout.display().to_string(),
+                "--data-dir",
+                &dir.display().to_string(),
+            ],
+        );
+        assert!(
+            imported.status.success(),
+            "image import: {}",
+            String::from_utf8_lossy(&imported.stderr)
+        );
+        let bridge = format!("dsv{}{}", std::process::id() % 100_000, host.name);
+        nodes
+            .nodes
+            .push((host.clone(), dir.clone(), bridge.clone()));
+        // Containers need the machine's cgroup hierarchy: enter only the
+        // host's network namespace.
+        let agent = HostProcess::spawn_net_only(
+            &host.name,
+            host,
+            &drover_bin(),
+            &[
+                "agent",
+                "--server",
+                &url,
+                "--node-name",
+                &host.name,
+                "--data-dir",
+                &dir.display().to_string(),
+                "--logs-listen",
+                &format!("{}:0", host.ip),
+                "--bridge",
+                &bridge,
+                "--node-ip",
+                &host.ip,
+                "--pod-cidr",
+                &format!("10.{range}.{}.0/24", i + 1),
+                "--cluster-cidr",
+                &cluster,
+            ]
+            .map(String::from),
+        );
+        agent.wait_for_line("registered node", Duration::from_secs(30));
+        nodes.agents.push(agent);
+    }
+
+    let manifest = tmp.join("web.yaml");
+    std::fs::write(&manifest, MANIFEST).expect("writing the manifest");
+    let applied = drover(&url, &["apply", "-f", &manifest.display().to_string()]);
+    assert!(
+        applied.status.success(),
+        "apply: {}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let pods = eventually(
+        "a ready web pod on each node",
+        Duration::from_secs(60),
+        || {
+            let pods = ready_pods(&url)?;
+            let on = |n: &str| pods.iter().any(|p| p.node == n);
+            (pods.len() == 2 && on("n1") && on("n2")).then_some(pods)
+        },
+    );
+    let pod_on = |n: &str| pods.iter().find(|p| p.node == n).expect("pod placed");
+    let (p1, p2) = (pod_on("n1"), pod_on("n2"));
+    let netns_of = |p: &WebPod| tmp.join(&p.node).join("network/netns").join(&p.uid);
+    let names = {
+        let mut n = vec![p1.name.clone(), p2.name.clone()];
+        n.sort();
+        n
+    };
+
+    // Pod to pod across nodes, both ways, by pod IP.
+    let to_p2 = format!("http://{}:8080/", p2.ip);
+    let got = eventually(
+        "pod on n1 reaches pod on n2",
+        Duration::from_secs(20),
+        || curl_in_pod(&netns_of(p1), &to_p2),
+    );
+    assert_eq!(got, p2.name);
+    let to_p1 = format!("http://{}:8080/", p1.ip);
+    assert_eq!(
+        curl_in_pod(&netns_of(p2), &to_p1).as_deref(),
+        Some(p1.name.as_str())
+    );
+
+    // The cluster IP, from both hosts and from inside a pod (which may be
+    // sent to itself), answers from both replicas.
+    let svc = get_json(&url, &["service", "web"]).expect("service web");
+    let vip = svc
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .expect("clusterIP")
+        .to_string();
+    let node_port = svc
+        .pointer("/spec/ports/0/nodePort")
+        .and_then(Value::as_i64)
+        .expect("nodePort");
+    let vip_url = format!("http://{vip}/");
+    eventually(
+        "the cluster IP answers on n1",
+        Duration::from_secs(20),
+        || curl_in(&n1, &vip_url),
+    );
+    for host in [&n1, &n2] {
+        assert_eq!(
+            answering(30, || curl_in(host, &vip_url)),
+            names,
+            "replicas answering {vip} on {}",
+            host.name
+        );
+    }
+    assert_eq!(
+        answering(30, || curl_in_pod(&netns_of(p1), &vip_url)),
+        names,
+        "replicas answering {vip} in a pod"
+    );
+
+    // The NodePort, from a host outside the cluster, on each node's address.
+    for host in [&n1, &n2] {
+        let np = format!("http://{}:{node_port}/", host.ip);
+        assert_eq!(
+            answering(30, || curl_in(&outside, &np)),
+            names,
+            "replicas answering {np} from outside"
+        );
+    }
+
+    // Counters per service port and per endpoint saw the traffic.
+    let table = format!("drover_svc_{}", nodes.nodes[0].2);
+    let listed = n1.exec("nft", &["list", "table", "ip", &table]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(text.contains("counter svc/default/web/http"), "{text}");
+    assert!(
+        text.contains(&format!("counter ep/default/web/http/{}/8080", p2.ip)),
+        "{text}"
+    );
+
+    // No ready endpoint: the cluster IP and the NodePort refuse at once.
+    let scaled = drover(&url, &["scale", "deployment", "web", "--replicas", "0"]);
+    assert!(
+        scaled.status.success(),
+        "scale: {}",
+        String::from_utf8_lossy(&scaled.stderr)
+    );
+    eventually("endpoints emptied", Duration::from_secs(30), || {
+        (ready_endpoints(&url) == 0).then_some(())
+    });
+    let refused = |host: &Host, target: &str| {
+        let t = Instant::now();
+        let out = host.exec("curl", &["-s", "--max-time", "3", target]);
+        (out.status.code() == Some(7)).then(|| t.elapsed())
+    };
+    let took = eventually("the cluster IP refuses", Duration::from_secs(10), || {
+        refused(&n1, &vip_url)
+    });
+    assert!(took < Duration::from_secs(1), "refusing took {took:?}");
+    let np = format!("http://{}:{node_port}/", n2.ip);
+    let took = eventually("the NodePort refuses", Duration::from_secs(10), || {
+        refused(&outside, &np)
+    });
+    assert!(took < Duration::from_secs(1), "refusing took {took:?}");
+
+    // Leaving removes the rules, the routes and the bridges.
+    nodes.leave();
+    for host in [&n1, &n2] {
+        let tables =
+            String::from_utf8_lossy(&host.exec("nft", &["list", "tables"]).stdout).into_owned();
+        assert!(
+            !tables.contains("drover"),
+            "tables left on {}: {tables}",
+            host.name
+        );
+        let routes =
+            String::from_utf8_lossy(&host.exec("ip", &["route", "show", "proto", "78"]).stdout)
+                .into_owned();
+        assert!(
+            routes.trim().is_empty(),
+            "routes left on {}: {routes}",
+            host.name
+        );
+    }
+    drop(server);
+    drop(lab);
+    eprintln!("{test}: {:?}", started.elapsed());
+}
