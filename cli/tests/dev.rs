@@ -66,6 +66,7 @@ fn dev_serves_the_example_web_service_and_cleans_up_on_ctrl_c() {
     });
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut urls = Vec::new();
+    let mut service_urls = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx.recv_timeout(left).unwrap_or_else(|_| {
@@ -75,6 +76,14 @@ fn dev_serves_the_example_web_service_and_cleans_up_on_ctrl_c() {
         if let Some((_, url)) = line.split_once(" answers at ") {
             urls.push(url.to_string());
         }
+        if let Some(rest) = line.strip_prefix("service ") {
+            // `service web: http://VIP:80/ and http://127.0.0.1:30080/`
+            service_urls.extend(
+                rest.split_whitespace()
+                    .filter(|w| w.starts_with("http://"))
+                    .map(str::to_string),
+            );
+        }
         if line.starts_with("Try:") {
             break;
         }
@@ -82,6 +91,23 @@ fn dev_serves_the_example_web_service_and_cleans_up_on_ctrl_c() {
     assert_eq!(urls.len(), 3, "three replicas of examples/web: {urls:?}");
     for url in &urls {
         let page = curl(url).unwrap_or_else(|| panic!("{url} does not answer"));
+        assert!(page.contains("Hello from Drover"), "{url}: {page}");
+    }
+    // The Service: its cluster IP and its NodePort on 127.0.0.1.
+    assert_eq!(
+        service_urls.len(),
+        2,
+        "cluster IP and NodePort: {service_urls:?}"
+    );
+    for url in &service_urls {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let page = loop {
+            match curl(url) {
+                Some(page) => break page,
+                None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+                None => panic!("{url} does not answer"),
+            }
+        };
         assert!(page.contains("Hello from Drover"), "{url}: {page}");
     }
 

@@ -243,6 +243,27 @@ fn import_example_image(agent_dir: &Path) -> Result<()> {
 }
 
 /// Waits (bounded) for the pods to be Ready and prints where they answer.
+/// Prints where each Service answers: its cluster IP, and its node ports on
+/// this machine.
+async fn report_services(client: &Client) -> Result<()> {
+    let (services, _) = client
+        .list_as::<drover_proto::types::Service>(&ListOptions::default())
+        .await?;
+    for svc in services {
+        let Some(ip) = svc.spec.cluster_ip.as_deref().filter(|ip| *ip != "None") else {
+            continue;
+        };
+        for port in &svc.spec.ports {
+            let mut line = format!("service {}: http://{ip}:{}/", svc.name(), port.port);
+            if let Some(np) = port.node_port {
+                line.push_str(&format!(" and http://127.0.0.1:{np}/"));
+            }
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
 async fn report_where_pods_answer(url: &str, wait: Duration) -> Result<()> {
     let client = Client::connect(url).await?;
     let deadline = tokio::time::Instant::now() + wait;
@@ -267,6 +288,7 @@ async fn report_where_pods_answer(url: &str, wait: Duration) -> Result<()> {
                     println!("{} answers at http://{ip}:{port}/", p.name());
                 }
             }
+            report_services(&client).await?;
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
