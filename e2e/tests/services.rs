@@ -195,6 +195,147 @@ fn ready_endpoints(url: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// A lab with a server (`srv`), two nodes (`n1`, `n2`) and a host outside
+/// the cluster (`ext`), with `manifest` applied. Fields drop in order: the
+/// nodes leave, then the server stops, then the lab and the files go.
+struct Cluster {
+    nodes: Nodes,
+    _server: HostProcess,
+    url: String,
+    n1: Host,
+    n2: Host,
+    outside: Host,
+    tmp: PathBuf,
+    _lab: Lab,
+    _tmp: TempDir,
+}
+
+impl Cluster {
+    /// `name` keeps the files of tests running at once apart.
+    fn start(name: &str, manifest: &str) -> Cluster {
+        let tmp = std::env::temp_dir().join(format!("drover-e2e-{name}-{}", std::process::id()));
+        let _tmp = TempDir(tmp.clone());
+        let layout = tmp.join("layout");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/build-busybox.sh");
+        let built = run(
+            "sh",
+            &[&script.display().to_string(), &layout.display().to_string()],
+        );
+        assert!(
+            built.status.success(),
+            "build-busybox.sh: {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+
+        let lab = Lab::new();
+        let srv = lab.add_host("srv");
+        let n1 = lab.add_host("n1");
+        let n2 = lab.add_host("n2");
+        let outside = lab.add_host("ext");
+        let server = HostProcess::spawn(
+            "server",
+            &srv,
+            &drover_bin(),
+            &[
+                "server".into(),
+                "--data-dir".into(),
+                tmp.join("server").display().to_string(),
+                "--listen".into(),
+                format!("{}:0", srv.ip),
+            ],
+        );
+        let line = server.wait_for_line("drover server listening on ", Duration::from_secs(30));
+        let url = line
+            .split("listening on ")
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+
+        let mut nodes = Nodes {
+            agents: Vec::new(),
+            nodes: Vec::new(),
+        };
+        // A pod range of the test's own: this machine's root namespace may
+        // masquerade 10.88.x (a local node), and with br_netfilter on it would
+        // rewrite pod traffic crossing the lab bridge.
+        let range = 200 + std::process::id() % 10;
+        let cluster = format!("10.{range}.0.0/16");
+        for (i, host) in [&n1, &n2].into_iter().enumerate() {
+            let dir = tmp.join(&host.name);
+            let imported = drover(
+                &url,
+                &[
+                    "image",
+                    "import",
+                    &layout.display().to_string(),
+                    "--data-dir",
+                    &dir.display().to_string(),
+                ],
+            );
+            assert!(
+                imported.status.success(),
+                "image import: {}",
+                String::from_utf8_lossy(&imported.stderr)
+            );
+            let bridge = format!("dsv{}{}", std::process::id() % 100_000, host.name);
+            nodes
+                .nodes
+                .push((host.clone(), dir.clone(), bridge.clone()));
+            // Containers need the machine's cgroup hierarchy: enter only the
+            // host's network namespace.
+            let agent = HostProcess::spawn_net_only(
+                &host.name,
+                host,
+                &drover_bin(),
+                &[
+                    "agent",
+                    "--server",
+                    &url,
+                    "--node-name",
+                    &host.name,
+                    "--data-dir",
+                    &dir.display().to_string(),
+                    "--logs-listen",
+                    &format!("{}:0", host.ip),
+                    "--bridge",
+                    &bridge,
+                    "--node-ip",
+                    &host.ip,
+                    "--pod-cidr",
+                    &format!("10.{range}.{}.0/24", i + 1),
+                    "--cluster-cidr",
+                    &cluster,
+                ]
+                .map(String::from),
+            );
+            agent.wait_for_line("registered node", Duration::from_secs(30));
+            nodes.agents.push(agent);
+        }
+
+        let manifest_file = tmp.join("web.yaml");
+        std::fs::write(&manifest_file, manifest).expect("writing the manifest");
+        let applied = drover(&url, &["apply", "-f", &manifest_file.display().to_string()]);
+        assert!(
+            applied.status.success(),
+            "apply: {}",
+            String::from_utf8_lossy(&applied.stderr)
+        );
+        Cluster {
+            nodes,
+            _server: server,
+            url,
+            n1,
+            n2,
+            outside,
+            tmp,
+            _lab: lab,
+            _tmp,
+        }
+    }
+}
+
 #[test]
 fn services_balance_across_nodes_and_pods_route_between_them() {
     let test = "services_balance_across_nodes_and_pods_route_between_them";
@@ -206,113 +347,12 @@ fn services_balance_across_nodes_and_pods_route_between_them() {
         return;
     }
     let started = Instant::now();
-    let tmp = std::env::temp_dir().join(format!("drover-e2e-svc-{}", std::process::id()));
-    let _tmp = TempDir(tmp.clone());
-    let layout = tmp.join("layout");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/build-busybox.sh");
-    let built = run(
-        "sh",
-        &[&script.display().to_string(), &layout.display().to_string()],
-    );
-    assert!(
-        built.status.success(),
-        "build-busybox.sh: {}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-
-    let lab = Lab::new();
-    let srv = lab.add_host("srv");
-    let n1 = lab.add_host("n1");
-    let n2 = lab.add_host("n2");
-    let outside = lab.add_host("ext");
-    let server = HostProcess::spawn(
-        "server",
-        &srv,
-        &drover_bin(),
-        &[
-            "server".into(),
-            "--data-dir".into(),
-            tmp.join("server").display().to_string(),
-            "--listen".into(),
-            format!("{}:0", srv.ip),
-        ],
-    );
-    let line = server.wait_for_line("drover server listening on ", Duration::from_secs(30));
-    let url = line
-        .split("listening on ")
-        .nth(1)
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-
-    let mut nodes = Nodes {
-        agents: Vec::new(),
-        nodes: Vec::new(),
-    };
-    // A pod range of the test's own: this machine's root namespace may
-    // masquerade 10.88.x (a local node), and with br_netfilter on it would
-    // rewrite pod traffic crossing the lab bridge.
-    let range = 200 + std::process::id() % 10;
-    let cluster = format!("10.{range}.0.0/16");
-    for (i, host) in [&n1, &n2].into_iter().enumerate() {
-        let dir = tmp.join(&host.name);
-        let imported = drover(
-            &url,
-            &[
-                "image",
-                "import",
-                &layout.display().to_string(),
-                "--data-dir",
-                &dir.display().to_string(),
-            ],
-        );
-        assert!(
-            imported.status.success(),
-            "image import: {}",
-            String::from_utf8_lossy(&imported.stderr)
-        );
-        let bridge = format!("dsv{}{}", std::process::id() % 100_000, host.name);
-        nodes
-            .nodes
-            .push((host.clone(), dir.clone(), bridge.clone()));
-        // Containers need the machine's cgroup hierarchy: enter only the
-        // host's network namespace.
-        let agent = HostProcess::spawn_net_only(
-            &host.name,
-            host,
-            &drover_bin(),
-            &[
-                "agent",
-                "--server",
-                &url,
-                "--node-name",
-                &host.name,
-                "--data-dir",
-                &dir.display().to_string(),
-                "--logs-listen",
-                &format!("{}:0", host.ip),
-                "--bridge",
-                &bridge,
-                "--node-ip",
-                &host.ip,
-                "--pod-cidr",
-                &format!("10.{range}.{}.0/24", i + 1),
-                "--cluster-cidr",
-                &cluster,
-            ]
-            .map(String::from),
-        );
-        agent.wait_for_line("registered node", Duration::from_secs(30));
-        nodes.agents.push(agent);
-    }
-
-    let manifest = tmp.join("web.yaml");
-    std::fs::write(&manifest, MANIFEST).expect("writing the manifest");
-    let applied = drover(&url, &["apply", "-f", &manifest.display().to_string()]);
-    assert!(
-        applied.status.success(),
-        "apply: {}",
-        String::from_utf8_lossy(&applied.stderr)
+    let mut cluster = Cluster::start("svc", MANIFEST);
+    let (url, tmp) = (cluster.url.clone(), cluster.tmp.clone());
+    let (n1, n2, outside) = (
+        cluster.n1.clone(),
+        cluster.n2.clone(),
+        cluster.outside.clone(),
     );
     let pods = eventually(
         "a ready web pod on each node",
@@ -389,7 +429,7 @@ fn services_balance_across_nodes_and_pods_route_between_them() {
     }
 
     // Counters per service port and per endpoint saw the traffic.
-    let table = format!("drover_svc_{}", nodes.nodes[0].2);
+    let table = format!("drover_svc_{}", cluster.nodes.nodes[0].2);
     let listed = n1.exec("nft", &["list", "table", "ip", &table]);
     let text = String::from_utf8_lossy(&listed.stdout);
     assert!(text.contains("counter svc/default/web/http"), "{text}");
@@ -424,7 +464,7 @@ fn services_balance_across_nodes_and_pods_route_between_them() {
     assert!(took < Duration::from_secs(1), "refusing took {took:?}");
 
     // Leaving removes the rules, the routes and the bridges.
-    nodes.leave();
+    cluster.nodes.leave();
     for host in [&n1, &n2] {
         let tables =
             String::from_utf8_lossy(&host.exec("nft", &["list", "tables"]).stdout).into_owned();
@@ -442,7 +482,130 @@ fn services_balance_across_nodes_and_pods_route_between_them() {
             host.name
         );
     }
-    drop(server);
-    drop(lab);
+    drop(cluster);
     eprintln!("{test}: {:?}", started.elapsed());
+}
+
+const ROLLING: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, labels: {app: web}}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  strategy:
+    type: RollingUpdate
+    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: httpd
+        image: example/busybox:1
+        # Leaves at once on SIGTERM, as a well-behaved server does (httpd
+        # as PID 1 would ignore it and serve until SIGKILL).
+        command: ["sh", "-c", "mkdir -p /tmp/www && hostname > /tmp/www/index.html && httpd -f -p 8080 -h /tmp/www & trap 'kill $!; exit 0' TERM; wait"]
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+"#;
+
+#[test]
+fn no_request_fails_through_the_service_during_a_rolling_update() {
+    let test = "no_request_fails_through_the_service_during_a_rolling_update";
+    if skip_unless_supported(test) {
+        return;
+    }
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped {test}: {why}");
+        return;
+    }
+    let cluster = Cluster::start("rolling", ROLLING);
+    let url = cluster.url.clone();
+    eventually("three ready endpoints", Duration::from_secs(60), || {
+        (ready_endpoints(&url) == 3).then_some(())
+    });
+    let svc = get_json(&url, &["service", "web"]).expect("service web");
+    let vip = svc
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .expect("clusterIP")
+        .to_string();
+    let vip_url = format!("http://{vip}/");
+    eventually("the cluster IP answers", Duration::from_secs(20), || {
+        curl_in(&cluster.n1, &vip_url)
+    });
+    let names = |url: &str| -> Vec<String> {
+        ready_pods(url)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.name)
+            .collect()
+    };
+    let before = names(&url);
+
+    // Steady load from a node through the cluster IP, one connection per
+    // request, while every pod is replaced.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, host, target) = (stop.clone(), cluster.n1.clone(), vip_url.clone());
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0usize, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = host.exec(
+                    "curl",
+                    &["-sf", "-o", "/dev/null", "--max-time", "3", &target],
+                );
+                if out.status.success() {
+                    ok += 1;
+                } else {
+                    failed.push(out.status.code());
+                }
+            }
+            (ok, failed)
+        })
+    };
+    let restarted = drover(&url, &["rollout", "restart", "deployment", "web"]);
+    assert!(
+        restarted.status.success(),
+        "rollout restart: {}",
+        String::from_utf8_lossy(&restarted.stderr)
+    );
+    let status = drover(
+        &url,
+        &["rollout", "status", "deployment", "web", "--timeout", "90s"],
+    );
+    assert!(
+        status.status.success(),
+        "rollout status: {}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    // The last old pods are still terminating: keep the load on a moment.
+    eventually("old pods gone", Duration::from_secs(30), || {
+        let pods = get_json(&url, &["pods", "-l", "app=web"])?;
+        (pods.get("items")?.as_array()?.len() == 3).then_some(())
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.join().expect("load thread");
+    let after = names(&url);
+    assert!(
+        after.iter().all(|n| !before.contains(n)),
+        "every pod replaced: {before:?} → {after:?}"
+    );
+    eprintln!("{test}: {ok} requests served, {} failed", failed.len());
+    assert!(ok >= 20, "too little load to tell: {ok} requests");
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed (curl exit codes {failed:?})",
+        failed.len(),
+        ok + failed.len()
+    );
 }

@@ -128,6 +128,7 @@ pub async fn run(
     let mut node = node_object(&facts, chrono::Utc::now());
     node.spec.pod_cidr = cfg.pod_cidr.clone();
     let registered = heartbeat::register(&client, &node).await?;
+    let serving = crate::network::services::Serving::default();
     let network = match &cfg.bridge {
         None => None,
         Some(bridge) => {
@@ -146,7 +147,7 @@ pub async fn run(
                 crate::network::PodNetwork::start_in(&cfg.data_dir, bridge, cidr, cluster).await?;
             tracing::info!("pod network {cidr} on bridge {bridge}");
             let node_ip = host_ip.parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST);
-            start_cluster_network(&client, &cfg, bridge, node_ip, cidr, cluster);
+            start_cluster_network(&client, &cfg, bridge, node_ip, cidr, cluster, &serving);
             Some(Arc::new(net))
         }
     };
@@ -169,6 +170,7 @@ pub async fn run(
         events: super::events::spawn(client.clone(), cfg.node_name.clone()),
         exec_exe: cfg.shim_exe.clone(),
         exec_args: cfg.shim_args.clone(),
+        serving,
     });
     tokio::spawn(super::logs_server::serve(
         logs,
@@ -225,6 +227,7 @@ fn start_cluster_network(
     node_ip: std::net::Ipv4Addr,
     cidr: crate::network::Cidr,
     cluster: crate::network::Cidr,
+    serving: &crate::network::services::Serving,
 ) {
     use crate::network::services::{ProxyConfig, WhenNoEndpoints};
     // NodePorts on 127.0.0.1 reach pods only if loopback sources may be
@@ -243,7 +246,11 @@ fn start_cluster_network(
         cluster_cidr: cluster,
         when_no_endpoints: WhenNoEndpoints::Reject,
     };
-    tokio::spawn(crate::network::services::run(client.clone(), proxy));
+    tokio::spawn(crate::network::services::run(
+        client.clone(),
+        proxy,
+        serving.clone(),
+    ));
     tokio::spawn(crate::network::routes::run(
         client.clone(),
         cfg.node_name.clone(),

@@ -49,6 +49,9 @@ pub struct Shared {
     pub exec_exe: PathBuf,
     /// For `drover`: `["shim"]`.
     pub exec_args: Vec<OsString>,
+    /// Pod addresses this node's service rules send to: a terminating pod
+    /// keeps running until it is out of them.
+    pub serving: crate::network::services::Serving,
 }
 
 impl Shared {
@@ -82,6 +85,8 @@ pub enum Msg {
         kind: ProbeKind,
         outcome: Outcome,
     },
+    /// The terminating pod is out of every node's service rules.
+    Drained,
 }
 
 struct Worker {
@@ -99,6 +104,14 @@ struct Worker {
     tx: mpsc::UnboundedSender<Msg>,
     /// The pod is gone from the API already (no final delete needed).
     gone: bool,
+    /// Terminating: None until the pod is out of the service rules.
+    drain: Option<Drain>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    Waiting,
+    Done,
 }
 
 /// The exit a shim reported.
@@ -168,6 +181,7 @@ pub fn spawn(
         wake_at: None,
         tx: tx.clone(),
         gone: false,
+        drain: None,
     };
     tokio::spawn(async move {
         w.adopt();
@@ -252,6 +266,10 @@ impl Worker {
             match msg {
                 None => return,
                 Some(Msg::Changed) => self.on_changed(),
+                Some(Msg::Drained) => {
+                    self.drain = Some(Drain::Done);
+                    self.on_changed();
+                }
                 Some(Msg::Started { index, result }) => match result {
                     Ok(handle) => {
                         let state = handle.state().ok();
@@ -405,6 +423,11 @@ impl Worker {
                 if let Some(at) = deletion {
                     // Whatever is left until the deadline the server set.
                     let left = (at - chrono::Utc::now()).num_milliseconds().max(0);
+                    if self.drain != Some(Drain::Done) {
+                        self.start_drain(Duration::from_millis(u64::try_from(left).unwrap_or(0)));
+                        self.tick();
+                        return;
+                    }
                     let grace = grace
                         .map_or(left, |g| g.saturating_mul(1000).min(left))
                         .max(0);
@@ -413,6 +436,29 @@ impl Worker {
             }
         }
         self.tick();
+    }
+
+    /// Keeps a terminating pod serving until no node's service rules send
+    /// to it (at most half of what is left of its grace period), then
+    /// reports [`Msg::Drained`].
+    fn start_drain(&mut self, left: Duration) {
+        if self.drain.is_some() {
+            return;
+        }
+        self.drain = Some(Drain::Waiting);
+        let ip = self
+            .pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_deref())
+            .and_then(|ip| ip.parse().ok());
+        let (serving, tx) = (self.shared.serving.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            if let Some(ip) = ip {
+                serving.drained(ip, left / 2).await;
+            }
+            let _ = tx.send(Msg::Drained);
+        });
     }
 
     fn delete_all(&mut self, grace: Duration) {

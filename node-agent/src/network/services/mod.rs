@@ -7,8 +7,10 @@
 pub mod existing;
 pub mod model;
 pub mod render;
+pub mod serving;
 pub mod sync;
 
 pub use model::{Backend, ServicePortRule, service_rules};
 pub use render::{ProxyConfig, WhenNoEndpoints, render, table};
+pub use serving::Serving;
 pub use sync::{apply, read_counters, remove, run};

@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use super::existing::{self, CounterValue};
 use super::model::{ServicePortRule, service_rules};
 use super::render::{Existing, ProxyConfig, render};
+use super::serving::Serving;
 use crate::agent::informer::{self, Cache};
 use crate::network::nft;
 
@@ -24,8 +25,9 @@ pub const DEBOUNCE: Duration = Duration::from_millis(50);
 pub const RESYNC: Duration = Duration::from_secs(30);
 const RETRY: Duration = Duration::from_secs(1);
 
-/// Runs forever, keeping `cfg.table` in step with the API.
-pub async fn run(client: Client, cfg: ProxyConfig) {
+/// Runs forever, keeping `cfg.table` in step with the API; `serving`
+/// follows the endpoint addresses applied.
+pub async fn run(client: Client, cfg: ProxyConfig, serving: Serving) {
     let changed = Arc::new(Notify::new());
     let services: Cache<Service> = Cache::default();
     let endpoints: Cache<Endpoints> = Cache::default();
@@ -53,6 +55,7 @@ pub async fn run(client: Client, cfg: ProxyConfig) {
         match tokio::task::spawn_blocking(move || apply(&c, &r)).await {
             Ok(Ok(())) => {
                 tracing::debug!("service rules applied ({} service ports)", rules.len());
+                serving.set(&rules);
                 applied = Some(rules);
             }
             failed => {
