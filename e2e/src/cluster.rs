@@ -1,0 +1,305 @@
+//! A Drover cluster on a lab: a server, two nodes running the real agent
+//! and a host outside the cluster, with helpers to drive it through the
+//! `drover` CLI and to reach what it serves.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{Host, HostProcess, Lab, drover_bin, run};
+
+/// The agents of the test, torn down (pods, pod network, service rules,
+/// routes) even when the test fails, before the lab goes.
+pub struct Nodes {
+    pub agents: Vec<HostProcess>,
+    /// (host, data dir, bridge)
+    pub nodes: Vec<(Host, PathBuf, String)>,
+}
+
+impl Nodes {
+    /// Stops the agents and tears their nodes down (idempotent).
+    pub fn leave(&mut self) {
+        self.agents.clear();
+        for (host, dir, bridge) in self.nodes.drain(..) {
+            let out = host.exec_net_only(
+                &drover_bin().display().to_string(),
+                &[
+                    "agent",
+                    "--teardown",
+                    "--data-dir",
+                    &dir.display().to_string(),
+                    "--bridge",
+                    &bridge,
+                ],
+            );
+            if !out.status.success() {
+                eprintln!(
+                    "teardown of {}: {}",
+                    host.name,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+}
+
+/// Removes a directory when dropped (after a failure too).
+pub struct TempDir(pub PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+pub fn skip_reason() -> Option<String> {
+    for tool in ["curl", "nsenter"] {
+        if run("sh", &["-c", &format!("command -v {tool}")])
+            .status
+            .code()
+            != Some(0)
+        {
+            return Some(format!("`{tool}` is not installed"));
+        }
+    }
+    if !Path::new("/bin/busybox").exists() {
+        return Some("/bin/busybox missing (apt-get install busybox-static)".into());
+    }
+    None
+}
+
+pub fn drover(url: &str, args: &[&str]) -> Output {
+    let mut full = vec!["--server", url];
+    full.extend_from_slice(args);
+    run(&drover_bin().display().to_string(), &full)
+}
+
+pub fn get_json(url: &str, args: &[&str]) -> Option<Value> {
+    let mut full = vec!["get"];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["-o", "json"]);
+    let out = drover(url, &full);
+    out.status.success().then_some(())?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// `curl -s URL` with a short timeout: the body, or None.
+pub fn curl_in(host: &Host, url: &str) -> Option<String> {
+    let out = host.exec("curl", &["-sf", "--max-time", "2", url]);
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `curl` inside the network namespace at `netns` (a pod's).
+pub fn curl_in_pod(netns: &Path, url: &str) -> Option<String> {
+    let ns = format!("--net={}", netns.display());
+    let out = run("nsenter", &[&ns, "curl", "-sf", "--max-time", "2", url]);
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Which pod names answer `get` over `tries` requests.
+pub fn answering(tries: usize, mut get: impl FnMut() -> Option<String>) -> Vec<String> {
+    let mut seen: Vec<String> = (0..tries).filter_map(|_| get()).collect();
+    seen.sort();
+    seen.dedup();
+    seen
+}
+
+pub struct WebPod {
+    pub name: String,
+    pub ip: String,
+    pub node: String,
+    pub uid: String,
+}
+
+pub fn ready_pods(url: &str) -> Option<Vec<WebPod>> {
+    let list = get_json(url, &["pods", "-l", "app=web"])?;
+    let items = list.get("items")?.as_array()?;
+    let pods: Vec<WebPod> = items
+        .iter()
+        .filter(|p| {
+            p.pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+        })
+        .filter_map(|p| {
+            Some(WebPod {
+                name: p.pointer("/metadata/name")?.as_str()?.to_string(),
+                ip: p.pointer("/status/podIP")?.as_str()?.to_string(),
+                node: p.pointer("/spec/nodeName")?.as_str()?.to_string(),
+                uid: p.pointer("/metadata/uid")?.as_str()?.to_string(),
+            })
+        })
+        .collect();
+    Some(pods)
+}
+
+pub fn ready_endpoints(url: &str) -> usize {
+    get_json(url, &["endpoints", "web"])
+        .and_then(|e| {
+            let subsets = e.get("subsets")?.as_array()?.clone();
+            Some(
+                subsets
+                    .iter()
+                    .filter_map(|s| s.get("addresses")?.as_array().map(Vec::len))
+                    .sum(),
+            )
+        })
+        .unwrap_or(0)
+}
+
+/// A lab with a server (`srv`), two nodes (`n1`, `n2`) and a host outside
+/// the cluster (`ext`), with `manifest` applied. Fields drop in order: the
+/// nodes leave, then the server stops, then the lab and the files go.
+pub struct Cluster {
+    pub nodes: Nodes,
+    pub server: HostProcess,
+    pub url: String,
+    pub n1: Host,
+    pub n2: Host,
+    pub outside: Host,
+    pub tmp: PathBuf,
+    pub lab: Lab,
+    /// Removes `tmp` (last).
+    pub files: TempDir,
+}
+
+impl Cluster {
+    /// `name` keeps the files of tests running at once apart.
+    pub fn start(name: &str, manifest: &str) -> Cluster {
+        let tmp = std::env::temp_dir().join(format!("drover-e2e-{name}-{}", std::process::id()));
+        let _tmp = TempDir(tmp.clone());
+        let layout = tmp.join("layout");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/build-busybox.sh");
+        let built = run(
+            "sh",
+            &[&script.display().to_string(), &layout.display().to_string()],
+        );
+        assert!(
+            built.status.success(),
+            "build-busybox.sh: {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+
+        let lab = Lab::new();
+        let srv = lab.add_host("srv");
+        let n1 = lab.add_host("n1");
+        let n2 = lab.add_host("n2");
+        let outside = lab.add_host("ext");
+        let server = HostProcess::spawn(
+            "server",
+            &srv,
+            &drover_bin(),
+            &[
+                "server".into(),
+                "--data-dir".into(),
+                tmp.join("server").display().to_string(),
+                "--listen".into(),
+                format!("{}:0", srv.ip),
+            ],
+        );
+        let line = server.wait_for_line("drover server listening on ", Duration::from_secs(30));
+        let url = line
+            .split("listening on ")
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+
+        let mut nodes = Nodes {
+            agents: Vec::new(),
+            nodes: Vec::new(),
+        };
+        // A pod range of the test's own: this machine's root namespace may
+        // masquerade 10.88.x (a local node), and with br_netfilter on it would
+        // rewrite pod traffic crossing the lab bridge.
+        let range = 200 + std::process::id() % 10;
+        let cluster = format!("10.{range}.0.0/16");
+        for (i, host) in [&n1, &n2].into_iter().enumerate() {
+            let dir = tmp.join(&host.name);
+            let imported = drover(
+                &url,
+                &[
+                    "image",
+                    "import",
+                    &layout.display().to_string(),
+                    "--data-dir",
+                    &dir.display().to_string(),
+                ],
+            );
+            assert!(
+                imported.status.success(),
+                "image import: {}",
+                String::from_utf8_lossy(&imported.stderr)
+            );
+            let bridge = format!("dsv{}{}", std::process::id() % 100_000, host.name);
+            nodes
+                .nodes
+                .push((host.clone(), dir.clone(), bridge.clone()));
+            // Containers need the machine's cgroup hierarchy: enter only the
+            // host's network namespace.
+            let agent = HostProcess::spawn_net_only(
+                &host.name,
+                host,
+                &drover_bin(),
+                &[
+                    "agent",
+                    "--server",
+                    &url,
+                    "--node-name",
+                    &host.name,
+                    "--data-dir",
+                    &dir.display().to_string(),
+                    "--logs-listen",
+                    &format!("{}:0", host.ip),
+                    "--bridge",
+                    &bridge,
+                    "--node-ip",
+                    &host.ip,
+                    "--pod-cidr",
+                    &format!("10.{range}.{}.0/24", i + 1),
+                    "--cluster-cidr",
+                    &cluster,
+                ]
+                .map(String::from),
+            );
+            agent.wait_for_line("registered node", Duration::from_secs(30));
+            nodes.agents.push(agent);
+        }
+
+        let manifest_file = tmp.join("web.yaml");
+        std::fs::write(&manifest_file, manifest).expect("writing the manifest");
+        let applied = drover(&url, &["apply", "-f", &manifest_file.display().to_string()]);
+        assert!(
+            applied.status.success(),
+            "apply: {}",
+            String::from_utf8_lossy(&applied.stderr)
+        );
+        Cluster {
+            nodes,
+            server,
+            url,
+            n1,
+            n2,
+            outside,
+            tmp,
+            lab,
+            files: _tmp,
+        }
+    }
+}
