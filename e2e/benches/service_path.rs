@@ -1,0 +1,218 @@
+//! The service path's cost: HTTP requests per second and latency from one
+//! node to a pod on the other node, directly to the pod's IP and through
+//! the Service's cluster IP (nftables DNAT on the client's node), with the
+//! same load in the same run, rounds interleaved. Needs root (namespaced
+//! hosts); skips, saying why, otherwise.
+//!
+//! `DROVER_BIN=target/debug/drover cargo bench -p drover-e2e --bench service_path [-- SECONDS]`
+//!
+//! The load: CONNECTIONS client threads in the client node's network
+//! namespace, each sending `GET /` over a new connection (HTTP/1.0, as
+//! busybox httpd speaks) as soon as the last answer is in; every request
+//! pays connection setup, which is where DNAT works (later packets follow
+//! conntrack).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use drover_e2e::cluster::{Cluster, get_json, ready_endpoints, skip_reason};
+use drover_e2e::{eventually, skip_unless_supported};
+use serde_json::Value;
+
+const CONNECTIONS: usize = 4;
+const ROUNDS: usize = 2;
+
+const MANIFEST: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, labels: {app: web}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: n2}
+      containers:
+      - name: httpd
+        image: example/busybox:1
+        command: ["busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]
+        ports: [{name: http, containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+"#;
+
+fn main() -> ExitCode {
+    let seconds: u64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(5);
+    if skip_unless_supported("service_path") {
+        return ExitCode::SUCCESS;
+    }
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped service_path: {why}");
+        return ExitCode::SUCCESS;
+    }
+    let cluster = Cluster::start("bench", MANIFEST);
+    let url = cluster.url.clone();
+    eventually("a ready endpoint", Duration::from_secs(60), || {
+        (ready_endpoints(&url) == 1).then_some(())
+    });
+    let svc = get_json(&url, &["service", "web"]).unwrap_or(Value::Null);
+    let ep = get_json(&url, &["endpoints", "web"]).unwrap_or(Value::Null);
+    let (Some(vip), Some(pod)) = (
+        svc.pointer("/spec/clusterIP").and_then(Value::as_str),
+        ep.pointer("/subsets/0/addresses/0/ip")
+            .and_then(Value::as_str),
+    ) else {
+        eprintln!("service_path: no cluster IP or endpoint");
+        return ExitCode::FAILURE;
+    };
+    let direct: SocketAddr = match format!("{pod}:8080").parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("service_path: pod address {pod}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let through: SocketAddr = match format!("{vip}:80").parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("service_path: cluster IP {vip}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let netns = format!("/run/netns/{}", cluster.n1.netns);
+    // Warm up both paths (ARP, conntrack, the agent's rules in place).
+    eventually("the cluster IP answers", Duration::from_secs(20), || {
+        load(&netns, through, Duration::from_millis(200), 1).filter(|r| r.ok > 0 && r.failed == 0)
+    });
+    println!("service_path: {CONNECTIONS} connections, {seconds} s per round, n1 → pod on n2");
+    println!(
+        "{:<22} {:>9} {:>9} {:>9} {:>7}",
+        "path", "req/s", "p50 ms", "p99 ms", "failed"
+    );
+    for round in 0..ROUNDS {
+        let mut paths = [("pod IP (direct)", direct), ("cluster IP (DNAT)", through)];
+        // Alternate which goes first, so drift hits both alike.
+        if round % 2 == 1 {
+            paths.reverse();
+        }
+        for (name, target) in paths {
+            let Some(r) = load(&netns, target, Duration::from_secs(seconds), CONNECTIONS) else {
+                eprintln!("service_path: could not enter {netns}");
+                return ExitCode::FAILURE;
+            };
+            println!(
+                "{name:<22} {:>9.0} {:>9.2} {:>9.2} {:>7}",
+                r.ok as f64 / r.took.as_secs_f64(),
+                r.percentile(0.50),
+                r.percentile(0.99),
+                r.failed
+            );
+        }
+    }
+    drop(cluster);
+    ExitCode::SUCCESS
+}
+
+struct Report {
+    ok: usize,
+    failed: usize,
+    took: Duration,
+    /// Latencies of the requests served, sorted.
+    latencies: Vec<Duration>,
+}
+
+impl Report {
+    /// The `q` quantile in milliseconds.
+    fn percentile(&self, q: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies.len() - 1) as f64 * q).round() as usize;
+        self.latencies[i.min(self.latencies.len() - 1)].as_secs_f64() * 1000.0
+    }
+}
+
+/// `connections` threads in the namespace `netns` requesting `target` for
+/// `duration`; None when the namespace cannot be entered.
+fn load(netns: &str, target: SocketAddr, duration: Duration, connections: usize) -> Option<Report> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..connections)
+        .map(|_| {
+            let (stop, netns) = (stop.clone(), netns.to_string());
+            std::thread::spawn(move || -> Option<(Vec<Duration>, usize)> {
+                let ns = std::fs::File::open(&netns).ok()?;
+                // SAFETY: setns(2) on a namespace file we opened, for this
+                // thread only.
+                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return None;
+                }
+                let (mut served, mut failed) = (Vec::new(), 0);
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    match request(target) {
+                        Ok(()) => served.push(t.elapsed()),
+                        Err(e) => {
+                            if failed == 0 {
+                                eprintln!("service_path: {target}: {e}");
+                            }
+                            failed += 1;
+                        }
+                    }
+                }
+                Some((served, failed))
+            })
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    let mut report = Report {
+        ok: 0,
+        failed: 0,
+        took: Duration::ZERO,
+        latencies: Vec::new(),
+    };
+    for t in threads {
+        let (served, failed) = t.join().ok()??;
+        report.failed += failed;
+        report.latencies.extend(served);
+    }
+    report.took = start.elapsed();
+    report.ok = report.latencies.len();
+    report.latencies.sort();
+    Some(report)
+}
+
+/// One `GET /` over a new connection; Err says which step failed.
+fn request(target: SocketAddr) -> Result<(), String> {
+    let timeout = Duration::from_secs(2);
+    let mut s =
+        TcpStream::connect_timeout(&target, timeout).map_err(|e| format!("connect: {e}"))?;
+    let _ = s.set_read_timeout(Some(timeout));
+    s.write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut body = Vec::with_capacity(512);
+    s.read_to_end(&mut body).map_err(|e| format!("read: {e}"))?;
+    if body.starts_with(b"HTTP/1.") && body.get(9..12) == Some(b"200") {
+        Ok(())
+    } else {
+        Err(format!(
+            "answer: {:?}",
+            String::from_utf8_lossy(&body[..body.len().min(40)])
+        ))
+    }
+}
