@@ -11,7 +11,7 @@ use drover_e2e::cluster::{
     Cluster, WebPod, answering, curl_in, curl_in_pod, drover, get_json, ready_endpoints,
     ready_pods, skip_reason,
 };
-use drover_e2e::{Host, eventually, skip_unless_supported};
+use drover_e2e::{Host, eventually, run, skip_unless_supported};
 use serde_json::Value;
 
 const MANIFEST: &str = r#"
@@ -138,15 +138,35 @@ fn services_balance_across_nodes_and_pods_route_between_them() {
         );
     }
 
-    // Counters per service port and per endpoint saw the traffic.
-    let table = format!("drover_svc_{}", cluster.nodes.nodes[0].2);
-    let listed = n1.exec("nft", &["list", "table", "ip", &table]);
-    let text = String::from_utf8_lossy(&listed.stdout);
-    assert!(text.contains("counter svc/default/web/http"), "{text}");
-    assert!(
-        text.contains(&format!("counter ep/default/web/http/{}/8080", p2.ip)),
-        "{text}"
+    // Counters per service port and per endpoint saw the traffic, and the
+    // agent shows them on /metrics.
+    let node = get_json(&url, &["node", "n1"]).expect("node n1");
+    let port = node
+        .pointer("/status/daemonEndpoints/agentEndpoint/Port")
+        .and_then(Value::as_i64)
+        .expect("agent port");
+    let metrics = run(
+        "curl",
+        &[
+            "-sf",
+            "--max-time",
+            "3",
+            &format!("http://{}:{port}/metrics", n1.ip),
+        ],
     );
+    let text = String::from_utf8_lossy(&metrics.stdout);
+    let served = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "drover_service_connections_total{namespace=\"default\",service=\"web\",port=\"http\"} ",
+            )
+        })
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no service counter in /metrics: {text}"));
+    assert!(served >= 60, "connections counted on n1: {served}");
+    let to_p2 = format!("endpoint=\"{}:8080\"}} ", p2.ip);
+    assert!(text.contains(&to_p2), "no counter for {}: {text}", p2.ip);
 
     // No ready endpoint: the cluster IP and the NodePort refuse at once.
     let scaled = drover(&url, &["scale", "deployment", "web", "--replicas", "0"]);

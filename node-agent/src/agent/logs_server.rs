@@ -1,8 +1,9 @@
 //! The agent's HTTP endpoint: `GET /logs/{namespace}/{pod}[/{container}][?follow=true][&previous=true]`
 //! streams a container's current (or previous) log as plain text lines,
 //! for `drover logs`; `POST /exec/{namespace}/{pod}` runs a command in a
-//! container, for `drover exec` ([`super::exec::serve`]). A tiny HTTP/1.1
-//! server: one request per connection.
+//! container, for `drover exec` ([`super::exec::serve`]); `GET /metrics`
+//! shows the service proxy's connection counters (Prometheus text). A tiny
+//! HTTP/1.1 server: one request per connection.
 
 use std::time::Duration;
 
@@ -91,6 +92,33 @@ async fn respond(conn: &mut TcpStream, code: &str, body: &str) -> std::io::Resul
     conn.write_all(body.as_bytes()).await
 }
 
+async fn metrics(conn: &mut TcpStream, table: Option<String>) -> std::io::Result<()> {
+    let counters = match table {
+        None => Ok(Default::default()),
+        Some(t) => tokio::task::spawn_blocking(move || crate::network::services::read_counters(&t))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string()))),
+    };
+    match counters {
+        Ok(c) => {
+            respond(
+                conn,
+                "200 OK",
+                &crate::network::services::metrics::render(&c),
+            )
+            .await
+        }
+        Err(e) => {
+            respond(
+                conn,
+                "500 Internal Server Error",
+                &format!("reading the service counters: {e}\n"),
+            )
+            .await
+        }
+    }
+}
+
 async fn handle(mut conn: TcpStream, ctx: &ExecContext) -> std::io::Result<()> {
     let (cache, layout) = (&ctx.cache, &ctx.layout);
     let mut buf = Vec::new();
@@ -110,6 +138,9 @@ async fn handle(mut conn: TcpStream, ctx: &ExecContext) -> std::io::Result<()> {
     let target = head.split_whitespace().nth(1).unwrap_or_default();
     if target.starts_with("/exec/") {
         return exec::handle(conn, &head, rest, ctx).await;
+    }
+    if target == "/metrics" {
+        return metrics(&mut conn, ctx.service_table.clone()).await;
     }
     let Some(req) = parse_target(target) else {
         return respond(

@@ -179,6 +179,7 @@ pub async fn run(
             layout: layout.clone(),
             exe: cfg.shim_exe.clone(),
             shim_args: cfg.shim_args.clone(),
+            service_table: cfg.bridge.as_deref().map(crate::network::services::table),
         },
     ));
     let (changed_tx, changed_rx) = mpsc::unbounded_channel::<String>();

@@ -33,6 +33,8 @@ pub struct ExecContext {
     pub exe: PathBuf,
     /// The arguments selecting the shim (`["shim"]`).
     pub shim_args: Vec<OsString>,
+    /// The service proxy's nftables table, whose counters `/metrics` shows.
+    pub service_table: Option<String>,
 }
 
 /// Why an exec could not begin (the HTTP status and message).
