@@ -226,7 +226,14 @@ pub fn render(cfg: &ProxyConfig, rules: &[ServicePortRule], existing: &Existing)
             "filter_input",
             hook(
                 "type filter hook input priority -10; policy accept;",
-                vec!["ct state new jump no_endpoints".into()],
+                vec![
+                    // route_localnet (NodePorts on 127.0.0.1) must not open
+                    // the node's loopback services to its network: only
+                    // replies reach 127/8 from outside `lo` (kube-proxy's
+                    // CVE-2020-8558 rule).
+                    "iifname != \"lo\" ip daddr 127.0.0.0/8 ct state != { established, related } drop".into(),
+                    "ct state new jump no_endpoints".into(),
+                ],
             ),
         ),
         (

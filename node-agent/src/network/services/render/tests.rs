@@ -70,6 +70,7 @@ table ip drover_svc_drover0 {
 \t}
 \tchain filter_input {
 \t\ttype filter hook input priority -10; policy accept;
+\t\tiifname != \"lo\" ip daddr 127.0.0.0/8 ct state != { established, related } drop
 \t\tct state new jump no_endpoints
 \t}
 \tchain filter_forward {
