@@ -279,7 +279,13 @@ pub fn render(cfg: &ProxyConfig, rules: &[ServicePortRule], existing: &Existing)
         {
             let _ = writeln!(out, "delete counter ip {t} {stale}");
         }
+    } else {
+        // Nothing known of what is there (none, or it could not be read):
+        // start from an empty table rather than add to unknown rules.
+        let _ = writeln!(out, "delete table ip {t}");
+        let _ = writeln!(out, "table ip {t}");
     }
+
     let _ = writeln!(out, "table ip {t} {{");
     for c in &counters {
         let _ = writeln!(out, "\tcounter {c} {{ }}");
