@@ -57,6 +57,10 @@ fn services_balance_across_nodes_and_pods_route_between_them() {
         return;
     }
     let started = Instant::now();
+    let localnet_before = std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/route_localnet")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let mut cluster = Cluster::start("svc", MANIFEST);
     let (url, tmp) = (cluster.url.clone(), cluster.tmp.clone());
     let (n1, n2, outside) = (
@@ -209,6 +213,14 @@ fn services_balance_across_nodes_and_pods_route_between_them() {
         assert!(
             routes.trim().is_empty(),
             "routes left on {}: {routes}",
+            host.name
+        );
+        let localnet = host.exec_net_only("cat", &["/proc/sys/net/ipv4/conf/all/route_localnet"]);
+        let localnet = String::from_utf8_lossy(&localnet.stdout).trim().to_string();
+        // A new namespace starts with the machine's value.
+        assert_eq!(
+            localnet, localnet_before,
+            "route_localnet not put back on {}",
             host.name
         );
     }

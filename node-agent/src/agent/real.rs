@@ -231,9 +231,7 @@ fn start_cluster_network(
     serving: &crate::network::services::Serving,
 ) {
     use crate::network::services::{ProxyConfig, WhenNoEndpoints};
-    // NodePorts on 127.0.0.1 reach pods only if loopback sources may be
-    // routed (then masqueraded), as kube-proxy does.
-    if let Err(e) = std::fs::write("/proc/sys/net/ipv4/conf/all/route_localnet", "1") {
+    if let Err(e) = crate::network::services::localnet::enable(&cfg.data_dir.join("network")) {
         tracing::warn!("enabling route_localnet (NodePorts on 127.0.0.1): {e}");
     }
     let mut node_ips = vec![node_ip];
@@ -373,6 +371,7 @@ pub fn teardown(data_dir: &Path, bridge: Option<&str>) {
     if let Some(bridge) = bridge {
         crate::network::nat::remove(bridge);
         crate::network::services::remove(bridge);
+        crate::network::services::localnet::restore(&data_dir.join("network"));
         let _ = std::process::Command::new("ip")
             .args(["route", "flush", "proto"])
             .arg(crate::network::routes::ROUTE_PROTOCOL.to_string())

@@ -5,6 +5,7 @@
 //! agent watches and applied in one transaction after each change.
 
 pub mod existing;
+pub mod localnet;
 pub mod metrics;
 pub mod model;
 pub mod render;
