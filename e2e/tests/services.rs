@@ -132,6 +132,39 @@ fn services_balance_across_nodes_and_pods_route_between_them() {
         "replicas answering {vip} in a pod"
     );
 
+    // The node's DNS server, on the bridge's gateway, names the Service.
+    let gateway = format!("{}.1", p1.ip.rsplit_once('.').map_or("", |(net, _)| net));
+    let ns = format!("--net={}", netns_of(p1).display());
+    let looked_up = eventually("the service name resolves", Duration::from_secs(10), || {
+        let out = run(
+            "nsenter",
+            &[
+                &ns,
+                "/bin/busybox",
+                "nslookup",
+                "web.default.svc.cluster.local",
+                &gateway,
+            ],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains(&vip).then_some(text)
+    });
+    assert!(
+        looked_up.contains("web.default.svc.cluster.local"),
+        "{looked_up}"
+    );
+    let missing = run(
+        "nsenter",
+        &[
+            &ns,
+            "/bin/busybox",
+            "nslookup",
+            "nope.default.svc.cluster.local",
+            &gateway,
+        ],
+    );
+    assert!(!missing.status.success(), "an unknown service resolves");
+
     // The NodePort, from a host outside the cluster, on each node's address.
     for host in [&n1, &n2] {
         let np = format!("http://{}:{node_port}/", host.ip);

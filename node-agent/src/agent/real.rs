@@ -204,6 +204,28 @@ pub async fn run(
     Ok(())
 }
 
+/// Serves DNS on the bridge's gateway address (port 53), for the pods.
+fn start_dns(
+    gateway: std::net::Ipv4Addr,
+    services: informer::Cache<drover_proto::types::service::Service>,
+) {
+    let socket = std::net::UdpSocket::bind((gateway, 53))
+        .and_then(|s| s.set_nonblocking(true).map(|()| s))
+        .and_then(tokio::net::UdpSocket::from_std);
+    let socket = match socket {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("dns: cannot listen on {gateway}:53: {e}; pods get no cluster DNS");
+            return;
+        }
+    };
+    let upstream = std::fs::read_to_string("/etc/resolv.conf")
+        .ok()
+        .and_then(|c| crate::network::dns::upstream_from(&c, gateway.into()));
+    tracing::info!("dns: serving cluster names on {gateway}:53 (upstream {upstream:?})");
+    tokio::spawn(crate::network::dns::serve(socket, services, upstream));
+}
+
 /// Replaces the InternalIP in `addresses` (or adds one).
 fn set_internal_ip(
     addresses: &mut Vec<drover_proto::types::node::NodeAddress>,
@@ -245,11 +267,14 @@ fn start_cluster_network(
         cluster_cidr: cluster,
         when_no_endpoints: WhenNoEndpoints::Reject,
     };
+    let services = informer::Cache::default();
     tokio::spawn(crate::network::services::run(
         client.clone(),
         proxy,
         serving.clone(),
+        services.clone(),
     ));
+    start_dns(cidr.gateway(), services);
     tokio::spawn(crate::network::routes::run(
         client.clone(),
         cfg.node_name.clone(),

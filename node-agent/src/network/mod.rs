@@ -5,6 +5,7 @@
 //! agent re-adopts pods with the addresses they have.
 
 pub mod cidr;
+pub mod dns;
 pub mod ipam;
 pub mod link;
 pub mod nat;

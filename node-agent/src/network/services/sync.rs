@@ -26,10 +26,10 @@ pub const RESYNC: Duration = Duration::from_secs(30);
 const RETRY: Duration = Duration::from_secs(1);
 
 /// Runs forever, keeping `cfg.table` in step with the API; `serving`
-/// follows the endpoint addresses applied.
-pub async fn run(client: Client, cfg: ProxyConfig, serving: Serving) {
+/// follows the endpoint addresses applied, `services` the Services (for
+/// whoever else reads them: the node's DNS server).
+pub async fn run(client: Client, cfg: ProxyConfig, serving: Serving, services: Cache<Service>) {
     let changed = Arc::new(Notify::new());
-    let services: Cache<Service> = Cache::default();
     let endpoints: Cache<Endpoints> = Cache::default();
     let services_synced = Arc::new(AtomicBool::new(false));
     let endpoints_synced = Arc::new(AtomicBool::new(false));
