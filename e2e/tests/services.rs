@@ -165,6 +165,19 @@ fn services_balance_across_nodes_and_pods_route_between_them() {
     );
     assert!(!missing.status.success(), "an unknown service resolves");
 
+    // Inside the containers, /etc/resolv.conf points there, and the search
+    // list makes the short name work.
+    for name in ["web.default.svc.cluster.local", "web"] {
+        let out = drover(&url, &["exec", &p1.name, "--", "nslookup", name]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&vip),
+            "nslookup {name} in {}: {text}{}",
+            p1.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     // The NodePort, from a host outside the cluster, on each node's address.
     for host in [&n1, &n2] {
         let np = format!("http://{}:{node_port}/", host.ip);

@@ -264,6 +264,14 @@ impl Runner {
             };
             let config =
                 bundle::prepare(&dir, &req).map_err(|e| failure("CreateContainerError", e))?;
+            if let Some(net) = &this.network {
+                // Cluster DNS: the node's server, in the writable layer.
+                let etc = dir.upper().join("etc");
+                let conf = crate::network::dns::resolv_conf(net.cidr.gateway(), &ns);
+                std::fs::create_dir_all(&etc)
+                    .and_then(|()| std::fs::write(etc.join("resolv.conf"), conf))
+                    .map_err(|e| failure("CreateContainerError", format!("resolv.conf: {e}")))?;
+            }
             this.launcher
                 .launch(&dir.shim_dir(), &config)
                 .map_err(|e| failure("CreateContainerError", e))
