@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{AgentProcess, Server, drover_bin, eventually, ok, stdout, write};
+use common::{AgentProcess, PodNet, Server, drover_bin, eventually, ok, stdout, write};
 use drover_proto::client::{Client, ClientError, DeleteOptions, ListOptions};
 use drover_proto::types::pod::PodStatus;
 use drover_proto::types::{Deployment, Event, Pod};
@@ -52,6 +52,7 @@ impl Drop for Reaper {
 /// A server, a real agent for node `n1` and the busybox image on it.
 struct Cluster {
     _agent: AgentProcess,
+    _net: PodNet,
     server: Server,
     rt: tokio::runtime::Runtime,
     client: Client,
@@ -88,6 +89,9 @@ fn cluster() -> Option<Cluster> {
         "--data-dir",
         data_arg,
     ]));
+    // A bridge and range of the test's own, removed when it ends.
+    let net = PodNet::unique();
+    let [b, bridge, c, cidr] = net.args();
     let agent = AgentProcess::start(
         &server.url,
         &[
@@ -97,6 +101,10 @@ fn cluster() -> Option<Cluster> {
             data_arg,
             "--logs-listen",
             "127.0.0.1:0",
+            b,
+            bridge,
+            c,
+            cidr,
         ],
         "registered node n1",
         Duration::from_secs(30),
@@ -105,6 +113,7 @@ fn cluster() -> Option<Cluster> {
     let client = rt.block_on(Client::connect(&server.url)).expect("connect");
     Some(Cluster {
         _agent: agent,
+        _net: net,
         server,
         rt,
         client,

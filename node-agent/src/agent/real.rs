@@ -253,9 +253,6 @@ fn start_cluster_network(
     serving: &crate::network::services::Serving,
 ) {
     use crate::network::services::{ProxyConfig, WhenNoEndpoints};
-    if let Err(e) = crate::network::services::localnet::enable(&cfg.data_dir.join("network")) {
-        tracing::warn!("enabling route_localnet (NodePorts on 127.0.0.1): {e}");
-    }
     let mut node_ips = vec![node_ip];
     if !node_ip.is_loopback() {
         node_ips.push(std::net::Ipv4Addr::LOCALHOST);
@@ -273,6 +270,7 @@ fn start_cluster_network(
         proxy,
         serving.clone(),
         services.clone(),
+        cfg.data_dir.join("network"),
     ));
     start_dns(cidr.gateway(), services);
     tokio::spawn(crate::network::routes::run(

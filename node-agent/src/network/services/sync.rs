@@ -27,8 +27,15 @@ const RETRY: Duration = Duration::from_secs(1);
 
 /// Runs forever, keeping `cfg.table` in step with the API; `serving`
 /// follows the endpoint addresses applied, `services` the Services (for
-/// whoever else reads them: the node's DNS server).
-pub async fn run(client: Client, cfg: ProxyConfig, serving: Serving, services: Cache<Service>) {
+/// whoever else reads them: the node's DNS server). `route_localnet` is
+/// turned on (recorded under `state_dir`) once a NodePort is served.
+pub async fn run(
+    client: Client,
+    cfg: ProxyConfig,
+    serving: Serving,
+    services: Cache<Service>,
+    state_dir: std::path::PathBuf,
+) {
     let changed = Arc::new(Notify::new());
     let endpoints: Cache<Endpoints> = Cache::default();
     let services_synced = Arc::new(AtomicBool::new(false));
@@ -36,6 +43,7 @@ pub async fn run(client: Client, cfg: ProxyConfig, serving: Serving, services: C
     spawn_informer(client.clone(), services.clone(), &changed, &services_synced);
     spawn_informer(client, endpoints.clone(), &changed, &endpoints_synced);
     let mut applied: Option<Vec<ServicePortRule>> = None;
+    let mut localnet = false;
     loop {
         tokio::select! {
             _ = changed.notified() => tokio::time::sleep(DEBOUNCE).await,
@@ -50,6 +58,13 @@ pub async fn run(client: Client, cfg: ProxyConfig, serving: Serving, services: C
         );
         if applied.as_ref() == Some(&rules) {
             continue;
+        }
+        if !localnet && rules.iter().any(|r| r.node_port.is_some()) {
+            // NodePorts answer on 127.0.0.1 too.
+            match super::localnet::enable(&state_dir) {
+                Ok(()) => localnet = true,
+                Err(e) => tracing::warn!("enabling route_localnet (NodePorts on 127.0.0.1): {e}"),
+            }
         }
         let (c, r) = (cfg.clone(), rules.clone());
         match tokio::task::spawn_blocking(move || apply(&c, &r)).await {
