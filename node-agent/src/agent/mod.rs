@@ -2,6 +2,7 @@
 //! heartbeats, watching the pods bound to them, and reporting pod status,
 //! either for simulated ("hollow") nodes or for this machine's real pods.
 
+pub mod cluster_network;
 pub mod container_status;
 pub mod events;
 pub mod exec;

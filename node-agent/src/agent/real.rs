@@ -118,7 +118,7 @@ pub async fn run(
     let mut facts = machine_facts(&cfg.node_name, &host_port(client.url()));
     facts.agent_port = logs.local_addr().ok().map(|a| a.port());
     if let Some(ip) = cfg.node_ip {
-        set_internal_ip(&mut facts.addresses, ip);
+        super::cluster_network::set_internal_ip(&mut facts.addresses, ip);
     }
     let host_ip = facts
         .addresses
@@ -147,7 +147,7 @@ pub async fn run(
                 crate::network::PodNetwork::start_in(&cfg.data_dir, bridge, cidr, cluster).await?;
             tracing::info!("pod network {cidr} on bridge {bridge}");
             let node_ip = host_ip.parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST);
-            start_cluster_network(&client, &cfg, bridge, node_ip, cidr, cluster, &serving);
+            super::cluster_network::start(&client, &cfg, bridge, node_ip, cidr, cluster, &serving);
             Some(Arc::new(net))
         }
     };
@@ -202,83 +202,6 @@ pub async fn run(
     ));
     dispatch(shared, layout, changed_rx, synced_rx).await;
     Ok(())
-}
-
-/// Serves DNS on the bridge's gateway address (port 53), for the pods.
-fn start_dns(
-    gateway: std::net::Ipv4Addr,
-    services: informer::Cache<drover_proto::types::service::Service>,
-) {
-    let socket = std::net::UdpSocket::bind((gateway, 53))
-        .and_then(|s| s.set_nonblocking(true).map(|()| s))
-        .and_then(tokio::net::UdpSocket::from_std);
-    let socket = match socket {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("dns: cannot listen on {gateway}:53: {e}; pods get no cluster DNS");
-            return;
-        }
-    };
-    let upstream = std::fs::read_to_string("/etc/resolv.conf")
-        .ok()
-        .and_then(|c| crate::network::dns::upstream_from(&c, gateway.into()));
-    tracing::info!("dns: serving cluster names on {gateway}:53 (upstream {upstream:?})");
-    tokio::spawn(crate::network::dns::serve(socket, services, upstream));
-}
-
-/// Replaces the InternalIP in `addresses` (or adds one).
-fn set_internal_ip(
-    addresses: &mut Vec<drover_proto::types::node::NodeAddress>,
-    ip: std::net::Ipv4Addr,
-) {
-    addresses.retain(|a| a.type_ != "InternalIP");
-    addresses.insert(
-        0,
-        drover_proto::types::node::NodeAddress {
-            type_: "InternalIP".into(),
-            address: ip.to_string(),
-        },
-    );
-}
-
-/// Starts what makes this node part of the cluster network: the service
-/// proxy (ClusterIP/NodePort rules) and routes to other nodes' pods.
-fn start_cluster_network(
-    client: &Client,
-    cfg: &AgentConfig,
-    bridge: &str,
-    node_ip: std::net::Ipv4Addr,
-    cidr: crate::network::Cidr,
-    cluster: crate::network::Cidr,
-    serving: &crate::network::services::Serving,
-) {
-    use crate::network::services::{ProxyConfig, WhenNoEndpoints};
-    let mut node_ips = vec![node_ip];
-    if !node_ip.is_loopback() {
-        node_ips.push(std::net::Ipv4Addr::LOCALHOST);
-    }
-    let proxy = ProxyConfig {
-        table: crate::network::services::table(bridge),
-        node_ips,
-        local_cidr: cidr,
-        cluster_cidr: cluster,
-        when_no_endpoints: WhenNoEndpoints::Reject,
-    };
-    let services = informer::Cache::default();
-    tokio::spawn(crate::network::services::run(
-        client.clone(),
-        proxy,
-        serving.clone(),
-        services.clone(),
-        cfg.data_dir.join("network"),
-    ));
-    start_dns(cidr.gateway(), services);
-    tokio::spawn(crate::network::routes::run(
-        client.clone(),
-        cfg.node_name.clone(),
-        node_ip,
-        cidr,
-    ));
 }
 
 /// Routes pod changes to workers, starting one per pod and forgetting it
