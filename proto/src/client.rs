@@ -91,6 +91,8 @@ pub struct Client {
     api: ApiClient<Channel>,
     cluster: ClusterClient<Channel>,
     url: String,
+    /// Reads served from the member's own state, without a ReadIndex round.
+    stale_reads: bool,
 }
 
 fn decode(bytes: &[u8]) -> Result<Object, ClientError> {
@@ -125,11 +127,19 @@ impl Client {
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
             url: url.to_string(),
+            stale_reads: false,
         })
     }
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Gets and lists from now on accept the member's local state, which a
+    /// follower may serve slightly behind the leader (`--consistency=stale`).
+    pub fn with_stale_reads(mut self, stale: bool) -> Client {
+        self.stale_reads = stale;
+        self
     }
 
     fn map(&self, s: Status) -> ClientError {
@@ -168,6 +178,7 @@ impl Client {
             kind: kind.name().into(),
             namespace: namespace.into(),
             name: name.into(),
+            stale: self.stale_reads,
         };
         let reply = self
             .api
@@ -190,6 +201,7 @@ impl Client {
             namespace: opts.namespace.clone().unwrap_or_default(),
             label_selector: opts.label_selector.clone(),
             field_selector: opts.field_selector.clone(),
+            stale: self.stale_reads,
         };
         let reply = self
             .api
