@@ -110,7 +110,11 @@ fn a_killed_leader_loses_no_acknowledged_write_and_its_member_catches_up() {
         ));
     }
     for m in &members {
-        assert_eq!(read(m, "c19", false).as_deref(), Some("19"), "linearizable read");
+        assert_eq!(
+            read(m, "c19", false).as_deref(),
+            Some("19"),
+            "linearizable read"
+        );
     }
     // kill -9 the leader; the others elect a new one and keep every write.
     members[first as usize - 1].kill9();
@@ -119,15 +123,21 @@ fn a_killed_leader_loses_no_acknowledged_write_and_its_member_catches_up() {
     let second = leader(via, &survivors, Duration::from_secs(20));
     assert_ne!(second, first);
     for i in 0..20 {
-        assert_eq!(read(via, &format!("c{i}"), false), Some(i.to_string()), "c{i} lost");
+        assert_eq!(
+            read(via, &format!("c{i}"), false),
+            Some(i.to_string()),
+            "c{i} lost"
+        );
     }
     ok(via.drover_stdin(&["apply", "-f", "-"], Some(&config_map("after", "x"))));
     // The killed member restarts from its data dir and catches up.
     let idx = first as usize - 1;
     members[idx] = member(root.path(), first as usize, ports[idx], &p, false);
-    eventually("the restarted member serves the write it missed", Duration::from_secs(20), || {
-        read(&members[idx], "after", true).as_deref() == Some("x")
-    });
+    eventually(
+        "the restarted member serves the write it missed",
+        Duration::from_secs(20),
+        || read(&members[idx], "after", true).as_deref() == Some("x"),
+    );
     let s = status(&members[idx]).expect("status");
     assert_eq!(s["members"].as_array().map(Vec::len), Some(3), "{s}");
 }
@@ -178,7 +188,14 @@ fn a_single_server_reports_itself_and_refuses_membership_changes() {
     let e = common::fails(s.drover(&["cluster", "add-member", "2=127.0.0.1:1"]));
     assert!(e.contains("single member"), "{e}");
     let o = std::process::Command::new(common::drover_bin())
-        .args(["server", "--listen", "127.0.0.1:0", "--peers", "1=127.0.0.1:1", "--data-dir"])
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--peers",
+            "1=127.0.0.1:1",
+            "--data-dir",
+        ])
         .arg(root.path().join("other"))
         .output()
         .expect("run drover server");

@@ -106,7 +106,11 @@ fn render(s: &ClusterStatusReply) -> String {
         .members
         .iter()
         .map(|m| {
-            let role = if Some(m.id) == s.leader { "leader" } else { "follower" };
+            let role = if Some(m.id) == s.leader {
+                "leader"
+            } else {
+                "follower"
+            };
             vec![
                 m.id.to_string(),
                 m.peer_addr.clone(),
@@ -149,11 +153,34 @@ mod tests {
 
     #[test]
     fn members_parse_with_named_errors() {
-        assert_eq!(parse_member("4=10.0.0.4:7701").unwrap(), (4, "10.0.0.4:7701"));
-        assert!(parse_member("4").unwrap_err().to_string().contains("ID=PEER_HOST:PORT"));
-        assert!(parse_member("x=a:1").unwrap_err().to_string().contains("not a number"));
-        assert!(parse_member("0=a:1").unwrap_err().to_string().contains("start at 1"));
-        assert!(parse_member("2=a").unwrap_err().to_string().contains("HOST:PORT"));
+        assert_eq!(
+            parse_member("4=10.0.0.4:7701").unwrap(),
+            (4, "10.0.0.4:7701")
+        );
+        assert!(
+            parse_member("4")
+                .unwrap_err()
+                .to_string()
+                .contains("ID=PEER_HOST:PORT")
+        );
+        assert!(
+            parse_member("x=a:1")
+                .unwrap_err()
+                .to_string()
+                .contains("not a number")
+        );
+        assert!(
+            parse_member("0=a:1")
+                .unwrap_err()
+                .to_string()
+                .contains("start at 1")
+        );
+        assert!(
+            parse_member("2=a")
+                .unwrap_err()
+                .to_string()
+                .contains("HOST:PORT")
+        );
     }
 
     #[test]
@@ -168,15 +195,28 @@ mod tests {
             last_index: 41,
             snapshot_index: 0,
             members: vec![
-                ClusterMember { id: 1, peer_addr: "a:1".into(), match_index: Some(38), lag: Some(3) },
-                ClusterMember { id: 2, peer_addr: "b:1".into(), match_index: Some(41), lag: Some(0) },
+                ClusterMember {
+                    id: 1,
+                    peer_addr: "a:1".into(),
+                    match_index: Some(38),
+                    lag: Some(3),
+                },
+                ClusterMember {
+                    id: 2,
+                    peer_addr: "b:1".into(),
+                    match_index: Some(41),
+                    lag: Some(0),
+                },
             ],
             answered_by: 1,
         };
         let text = render(&s);
         assert!(text.starts_with("leader: 2  term: 7  commit: 40"), "{text}");
         let row1 = text.lines().find(|l| l.starts_with('1')).unwrap();
-        assert!(row1.contains("follower") && row1.contains("38") && row1.contains('3'), "{row1}");
+        assert!(
+            row1.contains("follower") && row1.contains("38") && row1.contains('3'),
+            "{row1}"
+        );
         let row2 = text.lines().find(|l| l.starts_with('2')).unwrap();
         assert!(row2.contains("leader"), "{row2}");
     }

@@ -53,7 +53,8 @@ fn status_of(e: ClusterError) -> Status {
     }
 }
 
-const NOT_REPLICATED: &str = "this server is a single member (started without --peers); membership cannot change";
+const NOT_REPLICATED: &str =
+    "this server is a single member (started without --peers); membership cannot change";
 
 #[tonic::async_trait]
 impl pb::cluster_server::Cluster for ClusterApi {
@@ -73,7 +74,11 @@ impl pb::cluster_server::Cluster for ClusterApi {
         if req.id == 0 {
             return Err(Status::invalid_argument("member id 0: ids start at 1"));
         }
-        if req.peer_addr.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
+        if req
+            .peer_addr
+            .rsplit_once(':')
+            .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+        {
             return Err(Status::invalid_argument(format!(
                 "peer address {:?} is not HOST:PORT",
                 req.peer_addr
@@ -115,7 +120,9 @@ pub async fn status_json(State(core): State<ApiCore>) -> Response {
         }
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"kind": "Status", "code": 503, "message": e.to_string()})),
+            axum::Json(
+                serde_json::json!({"kind": "Status", "code": 503, "message": e.to_string()}),
+            ),
         )
             .into_response(),
     }

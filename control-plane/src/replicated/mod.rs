@@ -185,8 +185,13 @@ pub fn parse_peers(s: &str) -> Result<Members, String> {
             return Err(format!("member id 0 in {part:?}: ids start at 1"));
         }
         let addr = addr.trim();
-        if addr.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
-            return Err(format!("peer address {addr:?} of member {id} is not HOST:PORT"));
+        if addr
+            .rsplit_once(':')
+            .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+        {
+            return Err(format!(
+                "peer address {addr:?} of member {id} is not HOST:PORT"
+            ));
         }
         if members.insert(id, addr.to_string()).is_some() {
             return Err(format!("member {id} is listed twice"));

@@ -85,10 +85,13 @@ impl Replicator {
             match self.raft.propose(bytes.clone()).await {
                 Ok(applied) => return applied.result.map_err(StoreError::Apply),
                 Err(ProposeError::NotLeader { leader: Some(id) }) if id != self.id() => {
-                    match self.forward(id, &Forwarded::Command(command.clone())).await {
+                    match self
+                        .forward(id, &Forwarded::Command(Box::new(command.clone())))
+                        .await
+                    {
                         Ok(ForwardReply::Applied { index, result }) => {
                             self.wait_applied(index, deadline).await?;
-                            return result.map(Arc::new).map_err(StoreError::Apply);
+                            return result.map(|o| Arc::new(*o)).map_err(StoreError::Apply);
                         }
                         Ok(other) => {
                             return Err(StoreError::Unavailable(format!(
@@ -198,8 +201,12 @@ impl Replicator {
     }
 
     /// Serves a request a follower forwarded here; never forwards again.
-    pub(super) async fn serve_forwarded(&self, req: Forwarded) -> Result<ForwardReply, tonic::Status> {
-        let not_leader = |e: &dyn std::fmt::Display| tonic::Status::failed_precondition(e.to_string());
+    pub(super) async fn serve_forwarded(
+        &self,
+        req: Forwarded,
+    ) -> Result<ForwardReply, tonic::Status> {
+        let not_leader =
+            |e: &dyn std::fmt::Display| tonic::Status::failed_precondition(e.to_string());
         match req {
             Forwarded::Command(c) => {
                 let bytes = serde_json::to_vec(&c)
@@ -207,7 +214,7 @@ impl Replicator {
                 match self.raft.propose(bytes).await {
                     Ok(a) => Ok(ForwardReply::Applied {
                         index: a.index,
-                        result: a.result.map(|o| (*o).clone()),
+                        result: a.result.map(|o| Box::new((*o).clone())),
                     }),
                     Err(e @ (ProposeError::NotLeader { .. } | ProposeError::Dropped)) => {
                         Err(not_leader(&e))
@@ -238,9 +245,9 @@ impl Replicator {
     fn local_change(&self, r: Result<(), MembershipError>) -> Result<(), tonic::Status> {
         match r {
             Ok(()) => Ok(()),
-            Err(
-                e @ (MembershipError::Propose(_) | MembershipError::ChangeInProgress),
-            ) => Err(tonic::Status::failed_precondition(e.to_string())),
+            Err(e @ (MembershipError::Propose(_) | MembershipError::ChangeInProgress)) => {
+                Err(tonic::Status::failed_precondition(e.to_string()))
+            }
             Err(e) => Err(tonic::Status::invalid_argument(e.to_string())),
         }
     }

@@ -118,7 +118,11 @@ impl drover_raft::StateMachine for ReplicatedState {
             return Err("the store failed a write; refusing to let the log be compacted".into());
         }
         disk::sync(&self.db)?;
-        Ok(self.state.read().unwrap_or_else(|p| p.into_inner()).snapshot())
+        Ok(self
+            .state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .snapshot())
     }
 
     fn restore(&mut self, index: u64, data: &[u8]) -> Result<(), drover_raft::BoxError> {

@@ -10,7 +10,7 @@ use crate::command::{ApplyError, Command};
 /// A request only the leader can serve.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Forwarded {
-    Command(Command),
+    Command(Box<Command>),
     AddMember { id: u64, peer_addr: String },
     RemoveMember { id: u64 },
     Status,
@@ -22,7 +22,7 @@ pub enum ForwardReply {
     /// The command was committed and applied at `index` on the leader.
     Applied {
         index: u64,
-        result: Result<Object, ApplyError>,
+        result: Result<Box<Object>, ApplyError>,
     },
     MemberChanged,
     Status(ClusterStatus),

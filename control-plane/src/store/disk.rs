@@ -157,8 +157,8 @@ impl Writer {
             changes.append(&mut c);
         }
         if !changes.is_empty()
-            && let Err(e) = persist(&self.tree, &state, &changes, None)
-                .and_then(|()| sync(&self.db))
+            && let Err(e) =
+                persist(&self.tree, &state, &changes, None).and_then(|()| sync(&self.db))
         {
             // Nothing of this batch is durable: drop it from memory too.
             tracing::error!(error = %e, "store write failed; reloading state from disk");
