@@ -8,6 +8,7 @@
 //! a test panics. Traffic only flows between the lab's own addresses.
 
 mod binary;
+pub mod cluster;
 mod cmd;
 pub mod faults;
 pub mod history;

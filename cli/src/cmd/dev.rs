@@ -63,12 +63,13 @@ pub async fn run(args: DevArgs) -> Result<()> {
         data_dir: args.data_dir.join("server"),
         listen: args.listen,
         history_limit: 100_000,
+        raft: None,
     };
     let mut server_quit = quit_rx.clone();
     let server = tokio::spawn(serve(
         config,
-        move |addr| {
-            let _ = ready_tx.send(addr);
+        move |ready: drover_control_plane::Ready| {
+            let _ = ready_tx.send((ready.addr, ready.leader));
         },
         async move {
             let _ = server_quit.wait_for(|q| *q).await;
@@ -80,7 +81,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         super::server::shutdown_signal().await;
         let _ = signal_quit.send(true);
     });
-    let addr = match ready_rx.await {
+    let (addr, leader) = match ready_rx.await {
         Ok(a) => a,
         Err(_) => {
             return match server.await {
@@ -90,7 +91,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         }
     };
     let controllers = (!args.no_controllers).then(Default::default);
-    super::server::spawn_leader_work(addr, ctl_stop_rx, controllers, true);
+    super::server::spawn_leader_work(addr, ctl_stop_rx, leader, controllers, true);
     let url = format!("http://{addr}");
     println!(
         "Drover dev cluster: API at {url} (data in {})",
