@@ -9,6 +9,7 @@ pub mod exec;
 pub mod logs;
 pub mod state;
 pub mod supervisor;
+pub mod vm;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -40,6 +40,16 @@ pub struct ShimConfig {
     pub cgroups_path: PathBuf,
     /// Grace period for a stop that gives none (SIGTERM to the shim), in ms.
     pub default_grace_ms: u64,
+    /// A VM pod: the engine process to run instead of a container.
+    #[serde(default)]
+    pub vm: Option<VmProcess>,
+}
+
+/// The monitor process of a VM pod: its serial console is on its stdio.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmProcess {
+    /// Program and arguments.
+    pub argv: Vec<String>,
 }
 
 /// Lifecycle of the container as the shim sees it.
