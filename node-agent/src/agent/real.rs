@@ -21,6 +21,7 @@ use super::node::node_object;
 use super::runner::Runner;
 use super::worker::{self, Msg, Shared};
 use crate::image::{ImageError, ImageStore, PullOptions};
+use crate::runtime::vm::engine::{ENGINE_LABEL, EngineChoice};
 use crate::shim::{ShimHandle, ShimLauncher};
 
 /// How the agent runs.
@@ -47,6 +48,11 @@ pub struct AgentConfig {
     /// namespace with loopback only (no root, or a test that wants none).
     pub bridge: Option<String>,
     pub pod_cidr: Option<String>,
+    /// `--vm-engine`: which engine runs VM pods.
+    pub vm_engine: EngineChoice,
+    /// `--vm-kernel`: the guest kernel (default: $DROVER_VM_KERNEL, then
+    /// the `drover vm install-kernel` location).
+    pub vm_kernel: Option<PathBuf>,
 }
 
 /// The agent could not start.
@@ -112,6 +118,24 @@ pub async fn run(
         })?;
     let mut facts = machine_facts(&cfg.node_name, &host_port(client.url()));
     facts.agent_port = logs.local_addr().ok().map(|a| a.port());
+    let vm = match crate::runtime::vm::host::detect(
+        cfg.vm_engine,
+        cfg.vm_kernel.as_deref(),
+        &cfg.data_dir,
+    ) {
+        Ok((host, why)) => {
+            tracing::info!("VM pods: {why}");
+            facts.runtimes.push("vm".into());
+            facts
+                .labels
+                .insert(ENGINE_LABEL.into(), host.engine.name().into());
+            Some(Arc::new(host))
+        }
+        Err(why) => {
+            tracing::info!("VM pods unavailable on this node: {why}");
+            None
+        }
+    };
     let host_ip = facts
         .addresses
         .first()
@@ -147,6 +171,7 @@ pub async fn run(
             launcher: Arc::new(launcher),
             pull: cfg.pull.clone(),
             network,
+            vm,
         }),
         backoff: cfg.backoff,
         host_ip,

@@ -30,6 +30,11 @@ pub const DEFAULT_KERNEL_DIR: &str = "/var/cache/drover/kernel";
 /// The env var tests and the agent read for the kernel's path.
 pub const KERNEL_ENV: &str = "DROVER_VM_KERNEL";
 
+/// The kernel directory inside an agent's data directory.
+pub fn data_dir_kernel(data_dir: &Path) -> PathBuf {
+    data_dir.join("vm").join("kernel")
+}
+
 /// A kernel ready to boot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GuestKernel {

@@ -6,6 +6,7 @@
 
 pub mod engine;
 pub mod guest;
+pub mod host;
 pub mod initramfs;
 pub mod kernel;
 pub mod prepare;
