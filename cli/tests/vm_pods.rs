@@ -196,7 +196,14 @@ fn vm_pods_serve_log_report_exits_and_clean_up() {
     );
 
     let httpd = ["busybox", "httpd", "-f", "-p", "8080", "-h", "/www"];
-    let web = vm_pod("web-vm", &httpd, RestartPolicy::Always);
+    let mut web = vm_pod("web-vm", &httpd, RestartPolicy::Always);
+    // Probed from the node at the pod IP: Ready only once httpd answers.
+    web.spec.containers[0].readiness_probe = Some(
+        serde_json::from_value(
+            serde_json::json!({"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1}),
+        )
+        .expect("probe"),
+    );
     rt.block_on(client.create(&web.to_object()))
         .expect("create web-vm");
     let ip = eventually(BOOT, || {
@@ -223,26 +230,30 @@ fn vm_pods_serve_log_report_exits_and_clean_up() {
     );
     assert!(curl(&url).is_some_and(|t| t.contains("Hello")));
 
-    // A command's exit code comes back through drover-init's console line.
+    // A command's exit code comes back through drover-init's console
+    // line, and restartPolicy boots the VM again.
     let three = vm_pod(
         "exit-3",
         &["sh", "-c", "echo bye; exit 3"],
-        RestartPolicy::Never,
+        RestartPolicy::OnFailure,
     );
     rt.block_on(client.create(&three.to_object()))
         .expect("create exit-3");
     let terminated = eventually(BOOT, || {
         let p: Pod = rt.block_on(client.get_as("default", "exit-3")).ok()?;
-        let s = p.status?.container_statuses.first()?.state.clone()?;
-        s.terminated
+        let s = p.status?.container_statuses.first()?.clone();
+        (s.restart_count >= 1).then_some(())?;
+        s.last_state?.terminated
     });
     assert_eq!(terminated.exit_code, 3, "{terminated:?}");
     assert_eq!(terminated.reason.as_deref(), Some("Error"));
-    let logs = ok(server.drover(&["logs", "exit-3"]));
-    assert!(
-        logs.contains("bye") && logs.contains("drover-init: exit 3"),
-        "{logs}"
-    );
+    // The console of a run, with init's exit line (a restarted run's log
+    // fills as it boots again: poll until one is complete).
+    eventually(BOOT, || {
+        let out = server.drover(&["logs", "exit-3"]);
+        let logs = String::from_utf8_lossy(&out.stdout).into_owned();
+        (logs.contains("bye") && logs.contains("drover-init: exit 3")).then_some(())
+    });
 
     // Deleting stops the VMs and removes taps, monitors and files.
     let uids: Vec<String> = ["web-vm", "exit-3"]
