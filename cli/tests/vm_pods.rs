@@ -187,6 +187,10 @@ fn vm_pods_serve_log_report_exits_and_clean_up() {
     let node: Node = rt.block_on(client.get_as("", "n1")).expect("node");
     let status = node.status.clone().unwrap_or_default();
     assert!(status.runtimes.contains(&"vm".to_string()), "{status:?}");
+    assert!(
+        matches!(status.vm_engine.as_deref(), Some("qemu" | "kvm")),
+        "{status:?}"
+    );
     let engine = node.metadata.labels.get("drover.io/vm-engine").cloned();
     assert!(
         engine

@@ -143,6 +143,9 @@ pub async fn run(
         .unwrap_or_default();
     let mut node = node_object(&facts, chrono::Utc::now());
     node.spec.pod_cidr = cfg.pod_cidr.clone();
+    if let (Some(status), Some(vm)) = (node.status.as_mut(), &vm) {
+        status.vm_engine = Some(vm.engine.kind().to_string());
+    }
     let registered = heartbeat::register(&client, &node).await?;
     let network = match &cfg.bridge {
         None => None,

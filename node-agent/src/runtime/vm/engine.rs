@@ -44,7 +44,15 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// The name reported on the Node (label `drover.io/vm-engine`).
+    /// The engine's kind, `qemu` or `kvm` (`Node.status.vmEngine`).
+    pub fn kind(self) -> &'static str {
+        match self {
+            Engine::Qemu { .. } => "qemu",
+            Engine::Kvm => "kvm",
+        }
+    }
+
+    /// The engine with its acceleration (label `drover.io/vm-engine`).
     pub fn name(self) -> &'static str {
         match self {
             Engine::Qemu { kvm: true } => "qemu-kvm",
