@@ -95,6 +95,7 @@ fn run(rounds: usize) -> Result<(), String> {
         qemu: facts.qemu.clone().unwrap_or_default(),
         cache_dir: work.path().join("initramfs"),
         tsc_khz: facts.tsc_khz,
+        monitor: vec![],
     };
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let pid = std::process::id();

@@ -118,10 +118,18 @@ pub async fn run(
         })?;
     let mut facts = machine_facts(&cfg.node_name, &host_port(client.url()));
     facts.agent_port = logs.local_addr().ok().map(|a| a.port());
+    let monitor = std::iter::once(cfg.shim_exe.display().to_string())
+        .chain(
+            cfg.shim_args
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned()),
+        )
+        .collect();
     let vm = match crate::runtime::vm::host::detect(
         cfg.vm_engine,
         cfg.vm_kernel.as_deref(),
         &cfg.data_dir,
+        monitor,
     ) {
         Ok((host, why)) => {
             tracing::info!("VM pods: {why}");
@@ -312,6 +320,14 @@ pub fn teardown(data_dir: &Path, bridge: Option<&str>) {
         if let Some(uid) = entry.file_name().to_str() {
             let _ = worker::remove_pod_files(&layout, uid, "", "");
             remove_logs_of(data_dir, uid);
+            // A VM pod's tap is persistent: it outlives its monitor.
+            let tap = crate::network::PodNetwork::tap_name(uid);
+            if std::path::Path::new("/sys/class/net").join(&tap).exists() {
+                let _ = std::process::Command::new("ip")
+                    .args(["link", "del", &tap])
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
         }
     }
     for ns in std::fs::read_dir(data_dir.join("network/netns"))

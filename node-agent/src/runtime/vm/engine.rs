@@ -5,7 +5,8 @@
 //! `kvm` is Drover's own monitor (drover-vmm); it needs hardware KVM to
 //! boot Linux. On `kvm_pvm` (nested, paravirtual KVM, as on our CI
 //! machines) an unmodified kernel cannot boot, so `auto` picks `qemu`
-//! there (TCG), as KubeVirt's emulation mode does.
+//! there (TCG), as KubeVirt's emulation mode does, and `kvm` on hardware
+//! KVM.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -146,7 +147,9 @@ pub fn select(choice: EngineChoice, host: &HostFacts) -> Result<(Engine, String)
         "the CPU shows no vmx/svm"
     };
     match choice {
-        EngineChoice::Kvm if hw => Ok((Engine::Kvm, "kvm engine: hardware KVM".into())),
+        EngineChoice::Kvm | EngineChoice::Auto if hw => {
+            Ok((Engine::Kvm, "kvm engine (drover-vmm): hardware KVM".into()))
+        }
         EngineChoice::Kvm => Err(format!("--vm-engine kvm: {why_not_hw}")),
         EngineChoice::Qemu | EngineChoice::Auto => {
             if host.qemu.is_none() {
@@ -154,10 +157,8 @@ pub fn select(choice: EngineChoice, host: &HostFacts) -> Result<(Engine, String)
                     "{QEMU} is not installed (apt-get install qemu-system-x86)"
                 ));
             }
-            // The agent runs Linux guests through QEMU on every host for
-            // now; with hardware KVM, QEMU accelerates with it.
             let why = if hw {
-                "qemu engine with KVM acceleration".to_string()
+                "qemu engine with KVM acceleration (--vm-engine qemu)".to_string()
             } else {
                 format!("qemu engine, emulated (TCG): {why_not_hw}")
             };
@@ -193,11 +194,16 @@ pub struct VmSpec {
 /// Debian's kernels tick at 250 Hz (loops per jiffy follow from the TSC).
 const GUEST_HZ: u64 = 250;
 
-/// The kernel command line of a guest (pure).
+/// The kernel command line of a guest under QEMU (pure).
 pub fn kernel_cmdline(spec: &VmSpec) -> String {
     // reboot=t: drover-init's reboot triple-faults, which ends the
     // monitor at once; panic=-1 turns a guest panic into the same.
-    let mut s = "console=ttyS0 quiet reboot=t panic=-1".to_string();
+    format!("console=ttyS0 reboot=t panic=-1 {}", guest_args(spec))
+}
+
+/// What every engine appends to its kernel command line (pure).
+fn guest_args(spec: &VmSpec) -> String {
+    let mut s = "quiet".to_string();
     if let Some(n) = &spec.net {
         let net = NetConfig {
             ip: n.ip,
@@ -214,6 +220,35 @@ pub fn kernel_cmdline(spec: &VmSpec) -> String {
         ));
     }
     s
+}
+
+/// The kvm engine's command line (pure): `MONITOR… vmm FLAGS…`, where
+/// `monitor` runs the shim entry point (`drover shim`). drover-vmm's own
+/// command line (console, `reboot=k` through its i8042) comes first.
+pub fn kvm_argv(monitor: &[String], spec: &VmSpec) -> Vec<String> {
+    let mac = spec.net.as_ref().and_then(|n| {
+        let bytes: Vec<u8> = n
+            .mac
+            .split(':')
+            .map(|p| u8::from_str_radix(p, 16).ok())
+            .collect::<Option<_>>()?;
+        Some((n.tap.clone(), <[u8; 6]>::try_from(bytes).ok()?))
+    });
+    let args = super::monitor::MonitorArgs {
+        kernel: spec.kernel.clone(),
+        initrd: Some(spec.initrd.clone()),
+        cmdline: guest_args(&VmSpec {
+            tsc_khz: None,
+            ..spec.clone()
+        }),
+        memory_mib: spec.memory_mib,
+        vcpus: u8::try_from(spec.vcpus).unwrap_or(u8::MAX),
+        net: mac,
+    };
+    let mut a = monitor.to_vec();
+    a.push("vmm".into());
+    a.extend(args.to_args());
+    a
 }
 
 /// The qemu command line (pure): microvm with ACPI (so the stock kernel
@@ -266,10 +301,12 @@ mod tests {
         assert_eq!(e, Engine::Qemu { kvm: false });
         assert!(why.contains("kvm_pvm"), "{why}");
         let (e, _) = select(EngineChoice::Auto, &host(true, false, true, true)).unwrap();
+        assert_eq!(e, Engine::Kvm, "hardware KVM: our own monitor");
+        let (e, _) = select(EngineChoice::Qemu, &host(true, false, true, true)).unwrap();
         assert_eq!(e, Engine::Qemu { kvm: true });
         let (e, why) = select(EngineChoice::Auto, &host(false, false, false, true)).unwrap();
         assert_eq!((e.name(), why.contains("not usable")), ("qemu-tcg", true));
-        assert!(select(EngineChoice::Auto, &host(true, false, true, false)).is_err());
+        assert!(select(EngineChoice::Auto, &host(false, false, true, false)).is_err());
     }
 
     #[test]
@@ -316,7 +353,7 @@ mod tests {
         let cmdline = &a[a.iter().position(|x| x == "-append").unwrap() + 1];
         assert_eq!(
             cmdline,
-            "console=ttyS0 quiet reboot=t panic=-1 drover.ip=10.88.0.5/24 drover.gw=10.88.0.1 \
+            "console=ttyS0 reboot=t panic=-1 quiet drover.ip=10.88.0.5/24 drover.gw=10.88.0.1 \
              tsc_early_khz=2000000 lpj=8000000"
         );
         assert_eq!(

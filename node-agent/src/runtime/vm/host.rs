@@ -29,10 +29,13 @@ pub fn kernel_path(flag: Option<&Path>, data_dir: &Path) -> PathBuf {
 
 /// Finds what VM pods need on this node; `Err` says why there is none.
 /// `Ok` carries the host and a sentence for the log.
+/// `monitor` is the binary and arguments reaching the shim entry point
+/// (`drover shim`), which the kvm engine's monitor runs as.
 pub fn detect(
     choice: EngineChoice,
     kernel: Option<&Path>,
     data_dir: &Path,
+    monitor: Vec<String>,
 ) -> Result<(VmHost, String), String> {
     if let Some(why) = super::init_build_error() {
         return Err(format!("drover-init is not in this build: {why}"));
@@ -47,6 +50,7 @@ pub fn detect(
         cache_dir: data_dir.join("vm").join("initramfs"),
         tsc_khz: facts.tsc_khz,
         kernel,
+        monitor,
     };
     let modules = host.kernel.modules.len();
     Ok((

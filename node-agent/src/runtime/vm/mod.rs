@@ -9,6 +9,7 @@ pub mod guest;
 pub mod host;
 pub mod initramfs;
 pub mod kernel;
+pub mod monitor;
 pub mod prepare;
 
 /// `drover-init`, compiled static by the build script (empty if that

@@ -24,6 +24,9 @@ pub struct VmHost {
     pub cache_dir: PathBuf,
     /// The host's TSC frequency (for emulated guests).
     pub tsc_khz: Option<u64>,
+    /// The kvm engine's monitor: the binary and the arguments selecting
+    /// its shim entry point (`drover shim`), to which `vmm …` is added.
+    pub monitor: Vec<String>,
 }
 
 /// One run of a VM pod.
@@ -55,7 +58,7 @@ pub enum PrepareError {
     #[error("drover-init is unavailable: {0}")]
     NoInit(&'static str),
     /// The engine cannot run it.
-    #[error("the {0} engine cannot run pods yet: use --vm-engine qemu")]
+    #[error("the {0} engine has no monitor binary configured")]
     Engine(&'static str),
     #[error("creating {path}: {source}")]
     Io {
@@ -74,9 +77,10 @@ pub fn prepare(host: &VmHost, run: &VmRun<'_>) -> Result<ShimConfig, PrepareErro
     if let Some(why) = super::init_build_error() {
         return Err(PrepareError::NoInit(why));
     }
-    let Engine::Qemu { kvm } = host.engine else {
+    if host.engine == Engine::Kvm && host.monitor.is_empty() {
         return Err(PrepareError::Engine(host.engine.name()));
-    };
+    }
+    let emulated = host.engine == Engine::Qemu { kvm: false };
     let inputs = BaseInputs {
         lowers: run.lowers,
         init: super::GUEST_INIT,
@@ -97,7 +101,11 @@ pub fn prepare(host: &VmHost, run: &VmRun<'_>) -> Result<ShimConfig, PrepareErro
         memory_mib: run.memory_mib,
         vcpus: run.vcpus,
         net: run.net.clone(),
-        tsc_khz: if kvm { None } else { host.tsc_khz },
+        tsc_khz: if emulated { host.tsc_khz } else { None },
+    };
+    let argv = match host.engine {
+        Engine::Qemu { kvm } => engine::qemu_argv(&host.qemu, &spec, kvm),
+        Engine::Kvm => engine::kvm_argv(&host.monitor, &spec),
     };
     Ok(ShimConfig {
         container_id: run.id.clone(),
@@ -109,9 +117,7 @@ pub fn prepare(host: &VmHost, run: &VmRun<'_>) -> Result<ShimConfig, PrepareErro
         log_max_files: run.log_max_files,
         cgroups_path: PathBuf::new(),
         default_grace_ms: u64::try_from(run.default_grace.as_millis()).unwrap_or(u64::MAX),
-        vm: Some(VmProcess {
-            argv: engine::qemu_argv(&host.qemu, &spec, kvm),
-        }),
+        vm: Some(VmProcess { argv }),
     })
 }
 
