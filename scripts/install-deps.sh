@@ -11,6 +11,7 @@ PACKAGES=(
   busybox-static      # test and example images (examples/images/build-busybox.sh)
   docker-registry     # a real OCI registry for image pull tests, on 127.0.0.1
   binutils            # as/ld for the VM monitor's test guests
+  libc6-dev           # libc.a: drover-init is linked static (+crt-static) by the build
   iproute2            # taps, bridges, network namespaces
   nftables
   crun runc           # side-by-side container start benchmark
