@@ -259,15 +259,48 @@ fn vm_pods_serve_log_report_exits_and_clean_up() {
         (logs.contains("bye") && logs.contains("drover-init: exit 3")).then_some(())
     });
 
+    // Too little memory for a guest: a clear reason, nothing started.
+    let mut tiny = vm_pod("tiny", &["true"], RestartPolicy::Never);
+    tiny.spec.containers[0].resources.limits.insert(
+        "memory".into(),
+        drover_proto::Quantity::parse("32Mi").expect("qty"),
+    );
+    rt.block_on(client.create(&tiny.to_object()))
+        .expect("create tiny");
+    let waiting = eventually(Duration::from_secs(30), || {
+        let p: Pod = rt.block_on(client.get_as("default", "tiny")).ok()?;
+        let w = p
+            .status?
+            .container_statuses
+            .first()?
+            .state
+            .clone()?
+            .waiting?;
+        w.message.is_some().then_some(w)
+    });
+    assert_eq!(
+        waiting.reason.as_deref(),
+        Some("CreateContainerConfigError"),
+        "{waiting:?}"
+    );
+    assert!(
+        waiting
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("too little"),
+        "{waiting:?}"
+    );
+
     // Deleting stops the VMs and removes taps, monitors and files.
-    let uids: Vec<String> = ["web-vm", "exit-3"]
+    let uids: Vec<String> = ["web-vm", "exit-3", "tiny"]
         .iter()
         .map(|n| {
             let p: Pod = rt.block_on(client.get_as("default", n)).expect("get");
             p.metadata.uid.unwrap_or_default()
         })
         .collect();
-    for name in ["web-vm", "exit-3"] {
+    for name in ["web-vm", "exit-3", "tiny"] {
         rt.block_on(client.delete(Kind::Pod, "default", name, &DeleteOptions::default()))
             .expect("delete");
     }
