@@ -145,6 +145,11 @@ fn run(rounds: usize) -> Result<(), String> {
         }
     }
     let _ = rt.block_on(net.shutdown());
+    for dir in
+        drover_node_agent::runtime::container::cgroup::existing_dirs(Path::new("/drover-bench"))
+    {
+        let _ = std::fs::remove_dir(dir);
+    }
     result?;
     report("agent path (shim)", &mut agent_path);
     report("plain qemu", &mut plain);
@@ -210,6 +215,13 @@ fn vm_run<'a>(
         log_max_bytes: 1 << 20,
         log_max_files: 1,
         default_grace: Duration::from_secs(5),
+        cgroup: std::path::PathBuf::from(format!(
+            "/drover-bench/{}",
+            dir.path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        )),
     }
 }
 

@@ -19,10 +19,14 @@ use drover_init::config::GuestConfig;
 use drover_node_agent::image::{ImageStore, import};
 use drover_node_agent::network::{Cidr, PodNetwork};
 use drover_node_agent::runtime::container::bundle::{self, ContainerDir};
+use drover_node_agent::runtime::container::cgroup;
 use drover_node_agent::runtime::vm::engine::{self, EngineChoice, HostFacts, TapNet};
 use drover_node_agent::runtime::vm::kernel::GuestKernel;
 use drover_node_agent::runtime::vm::prepare::{self, VmHost, VmRun};
 use drover_node_agent::shim::{ShimLauncher, ShimState, Status};
+
+/// The parent of the test VMs' cgroups (removed when the last VM goes).
+const CGROUP_PARENT: &str = "/drover-vmtest";
 
 /// A TCG boot takes seconds; on a loaded 2-core machine, more.
 const BOOT: Duration = Duration::from_secs(90);
@@ -103,6 +107,10 @@ impl Drop for Vm {
             let _ = self.shim.wait(Duration::from_secs(10));
         }
         let _ = bundle::remove(&self.dir);
+        // Busy while another test's VM runs: then that one removes it.
+        for dir in cgroup::existing_dirs(Path::new(CGROUP_PARENT)) {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 
@@ -119,7 +127,7 @@ impl Env {
             ..GuestConfig::default()
         };
         let run = VmRun {
-            id,
+            id: id.clone(),
             dir: &dir,
             image_manifest: self.manifest.clone(),
             lowers: &self.lowers,
@@ -131,6 +139,7 @@ impl Env {
             log_max_bytes: 1 << 20,
             log_max_files: 1,
             default_grace: Duration::from_secs(10),
+            cgroup: PathBuf::from(format!("{CGROUP_PARENT}/{id}")),
         };
         let config = prepare::prepare(&self.host, &run).expect("prepare");
         let shim = self
@@ -280,6 +289,34 @@ fn httpd_in_a_vm_answers_on_its_pod_ip_and_stops_cleanly() {
         std::thread::sleep(Duration::from_millis(200));
     };
     eprintln!("first HTTP answer {:?} after launch", started.elapsed());
+    // The monitor runs in the run's cgroup, limited to guest RAM + overhead.
+    let state = vm.shim.state().expect("state");
+    let qemu = state.container_pid.expect("monitor pid");
+    let cgroup = std::fs::read_to_string(format!("/proc/{qemu}/cgroup")).unwrap_or_default();
+    let memory_line = cgroup
+        .lines()
+        .find(|l| l.contains(":memory:") || l.starts_with("0::"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        memory_line.contains(&format!("{CGROUP_PARENT}/vm")),
+        "{cgroup}"
+    );
+    let rel = memory_line
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let limit_file = if memory_line.starts_with("0::") {
+        format!("/sys/fs/cgroup{rel}/memory.max")
+    } else {
+        format!("/sys/fs/cgroup/memory{rel}/memory.limit_in_bytes")
+    };
+    let limit: u64 = std::fs::read_to_string(&limit_file)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
+    assert_eq!(limit, (256 + 192) << 20, "{limit_file}");
     assert!(body.contains("Hello from Drover"), "{body}");
     assert_ne!(att.ip, Ipv4Addr::UNSPECIFIED);
 
@@ -295,6 +332,7 @@ fn httpd_in_a_vm_answers_on_its_pod_ip_and_stops_cleanly() {
     );
     assert_eq!(s.exit_code, Some(128 + 15), "{s:?}\n{}", log_text(&vm.log));
     assert!(!alive(s.container_pid.expect("pid")));
+    assert!(!Path::new(&limit_file).exists(), "cgroup {rel} left");
 
     let net = tn.net.as_ref().expect("net");
     rt.block_on(net.detach(&tn.uid)).expect("detach");

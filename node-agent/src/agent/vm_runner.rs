@@ -81,6 +81,7 @@ pub async fn start(
             log_max_bytes: 10 << 20,
             log_max_files: LOG_MAX_FILES,
             default_grace: Duration::from_secs(30),
+            cgroup: layout::container_cgroup(&uid, &c.name, attempt),
         };
         let shim_config =
             prepare::prepare(&host, &run).map_err(|e| failure("CreateContainerError", e))?;

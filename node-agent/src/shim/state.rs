@@ -50,6 +50,9 @@ pub struct ShimConfig {
 pub struct VmProcess {
     /// Program and arguments.
     pub argv: Vec<String>,
+    /// The monitor's cgroup limits (its cgroup is `cgroups_path`).
+    #[serde(default)]
+    pub limits: Option<crate::runtime::vm::cgroup::MonitorLimits>,
 }
 
 /// Lifecycle of the container as the shim sees it.

@@ -244,7 +244,11 @@ fn reap(pid: Pid) -> (i32, Option<i32>) {
 
 fn cleanup(config: &ShimConfig, runtime: &LibcontainerRuntime) {
     if config.vm.is_some() {
-        return; // a monitor process leaves nothing behind but its run dir
+        // A monitor leaves its cgroup (empty now) and its run dir.
+        if !config.cgroups_path.as_os_str().is_empty() {
+            crate::runtime::vm::cgroup::remove(&config.cgroups_path);
+        }
+        return;
     }
     if let Err(e) = runtime.delete(&config.container_id) {
         eprintln!("drover-shim: {e}");

@@ -10,11 +10,14 @@ use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+use std::ffi::CString;
+
 use drover_init::console::{self, ConsoleEvent};
 use nix::unistd::Pid;
 
 use super::logs::{self, MAX_LINE, RotatingLog, cri_line};
 use super::state::{ShimConfig, VmProcess};
+use crate::runtime::vm::cgroup;
 
 /// What the guest said, and the way to talk to it.
 #[derive(Debug, Default)]
@@ -87,6 +90,22 @@ pub fn start(
         .argv
         .split_first()
         .ok_or("the VM monitor command is empty")?;
+    // The monitor joins its cgroup between fork and exec, so not one of
+    // its allocations escapes the limit.
+    let mut procs = vec![];
+    if let Some(limits) = vm
+        .limits
+        .filter(|_| !config.cgroups_path.as_os_str().is_empty())
+    {
+        let files = cgroup::create(&config.cgroups_path, limits)
+            .map_err(|e| format!("creating the VM's cgroup: {e}"))?;
+        for f in files {
+            procs.push(
+                CString::new(f.as_os_str().as_encoded_bytes())
+                    .map_err(|_| format!("cgroup path {} has a NUL", f.display()))?,
+            );
+        }
+    }
     let mut cmd = Command::new(program);
     cmd.args(args)
         .current_dir(&config.bundle)
@@ -95,9 +114,17 @@ pub fn start(
         .stderr(Stdio::piped());
     // SAFETY: prctl is async-signal-safe. A monitor must not outlive its
     // shim (nobody would stop it or remove its tap).
+    // open/write/close are async-signal-safe; the paths were made before.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            for p in &procs {
+                let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+            }
             Ok(())
         });
     }

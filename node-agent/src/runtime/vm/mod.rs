@@ -4,6 +4,7 @@
 //! on a tap in the pod network. The engine process runs under the same
 //! per-pod shim as a container, its serial console is the container log.
 
+pub mod cgroup;
 pub mod engine;
 pub mod guest;
 pub mod host;

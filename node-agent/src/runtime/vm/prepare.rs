@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use drover_init::config::GuestConfig;
 
+use super::cgroup::{MONITOR_OVERHEAD_MIB, MonitorLimits};
 use super::engine::{self, Engine, TapNet, VmSpec};
 use super::initramfs::{self, BaseInputs, InitramfsError};
 use super::kernel::GuestKernel;
@@ -47,6 +48,8 @@ pub struct VmRun<'a> {
     pub log_max_bytes: u64,
     pub log_max_files: u32,
     pub default_grace: Duration,
+    /// The monitor's cgroup (empty: none).
+    pub cgroup: PathBuf,
 }
 
 /// Preparing a VM run failed.
@@ -115,9 +118,15 @@ pub fn prepare(host: &VmHost, run: &VmRun<'_>) -> Result<ShimConfig, PrepareErro
         log_path: run.log_path.clone(),
         log_max_bytes: run.log_max_bytes,
         log_max_files: run.log_max_files,
-        cgroups_path: PathBuf::new(),
+        cgroups_path: run.cgroup.clone(),
         default_grace_ms: u64::try_from(run.default_grace.as_millis()).unwrap_or(u64::MAX),
-        vm: Some(VmProcess { argv }),
+        vm: Some(VmProcess {
+            argv,
+            limits: Some(MonitorLimits {
+                memory_bytes: (run.memory_mib + MONITOR_OVERHEAD_MIB) << 20,
+                cpu_millis: u64::from(run.vcpus) * 1000,
+            }),
+        }),
     })
 }
 
