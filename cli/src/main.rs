@@ -72,6 +72,8 @@ enum Command {
     Exec(cmd::exec::ExecArgs),
     /// Manage the images of the node this runs on.
     Image(cmd::image::ImageArgs),
+    /// Manage the VM runtime of the node this runs on (guest kernel).
+    Vm(cmd::vm::VmArgs),
 }
 
 fn main() -> ExitCode {
@@ -108,6 +110,7 @@ fn main() -> ExitCode {
             Command::Dev(a) => cmd::dev::run(a).await,
             Command::Agent(a) => cmd::agent::run(&cli.server, a).await,
             Command::Image(a) => cmd::image::run(a),
+            Command::Vm(a) => cmd::vm::run(a),
             Command::Logs(a) => cmd::logs::run(&cli.server, a).await,
             Command::Exec(a) => match cmd::exec::run(&cli.server, a).await {
                 // The command's exit code is ours (the terminal, if raw,

@@ -12,6 +12,7 @@ use drover_node_agent::agent::lifecycle::Backoff;
 use drover_node_agent::agent::machine;
 use drover_node_agent::agent::real::{self, AgentConfig};
 use drover_node_agent::image::PullOptions;
+use drover_node_agent::runtime::vm::engine::EngineChoice;
 use drover_proto::Quantity;
 
 #[derive(Args)]
@@ -62,6 +63,14 @@ pub struct AgentArgs {
     /// Give pods a loopback-only network namespace instead of an address.
     #[arg(long)]
     no_pod_network: bool,
+    /// How VM pods run: `auto` (kvm on hardware KVM, else qemu), `kvm` or
+    /// `qemu`.
+    #[arg(long, default_value = "auto")]
+    vm_engine: EngineChoice,
+    /// The guest kernel for VM pods (default: $DROVER_VM_KERNEL, then
+    /// DATA_DIR/vm/kernel/vmlinuz, then /var/cache/drover/kernel/vmlinuz).
+    #[arg(long)]
+    vm_kernel: Option<PathBuf>,
 }
 
 fn quantity(flag: &str, text: &str) -> Result<Quantity> {
@@ -111,6 +120,8 @@ async fn run_real(client: drover_proto::client::Client, args: AgentArgs) -> Resu
         logs_listen: args.logs_listen,
         bridge: (!args.no_pod_network).then_some(args.bridge),
         pod_cidr: args.pod_cidr,
+        vm_engine: args.vm_engine,
+        vm_kernel: args.vm_kernel,
     };
     let agent = real::run(client, cfg, |node| {
         eprintln!("drover agent: registered node {}", node.metadata.name);

@@ -13,6 +13,7 @@ use drover_control_plane::{ServerConfig, serve};
 use drover_node_agent::agent::lifecycle::Backoff;
 use drover_node_agent::agent::real::{self, AgentConfig};
 use drover_node_agent::image::{ImageStore, PullOptions, import};
+use drover_node_agent::runtime::vm::engine::EngineChoice;
 use drover_proto::client::{Client, ListOptions};
 use drover_proto::types::Pod;
 use drover_proto::{Kind, Resource};
@@ -178,6 +179,8 @@ async fn start_local_node(url: &str, args: &DevArgs) -> Result<tokio::runtime::R
         logs_listen: "127.0.0.1:0".parse()?,
         bridge: Some(args.bridge.clone()),
         pod_cidr: args.pod_cidr.clone(),
+        vm_engine: EngineChoice::Auto,
+        vm_kernel: None,
     };
     // The agent gets a runtime of its own, so stopping the node stops every
     // task it spawned (workers would otherwise restart what teardown stops).

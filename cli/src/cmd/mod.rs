@@ -15,6 +15,7 @@ pub mod rollout;
 pub mod scale;
 pub mod server;
 pub mod target;
+pub mod vm;
 
 use anyhow::Result;
 use drover_proto::client::{Client, ClientError};

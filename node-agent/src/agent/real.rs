@@ -21,6 +21,7 @@ use super::node::node_object;
 use super::runner::Runner;
 use super::worker::{self, Msg, Shared};
 use crate::image::{ImageError, ImageStore, PullOptions};
+use crate::runtime::vm::engine::{ENGINE_LABEL, EngineChoice};
 use crate::shim::{ShimHandle, ShimLauncher};
 
 /// How the agent runs.
@@ -47,6 +48,11 @@ pub struct AgentConfig {
     /// namespace with loopback only (no root, or a test that wants none).
     pub bridge: Option<String>,
     pub pod_cidr: Option<String>,
+    /// `--vm-engine`: which engine runs VM pods.
+    pub vm_engine: EngineChoice,
+    /// `--vm-kernel`: the guest kernel (default: $DROVER_VM_KERNEL, then
+    /// the `drover vm install-kernel` location).
+    pub vm_kernel: Option<PathBuf>,
 }
 
 /// The agent could not start.
@@ -112,6 +118,32 @@ pub async fn run(
         })?;
     let mut facts = machine_facts(&cfg.node_name, &host_port(client.url()));
     facts.agent_port = logs.local_addr().ok().map(|a| a.port());
+    let monitor = std::iter::once(cfg.shim_exe.display().to_string())
+        .chain(
+            cfg.shim_args
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned()),
+        )
+        .collect();
+    let vm = match crate::runtime::vm::host::detect(
+        cfg.vm_engine,
+        cfg.vm_kernel.as_deref(),
+        &cfg.data_dir,
+        monitor,
+    ) {
+        Ok((host, why)) => {
+            tracing::info!("VM pods: {why}");
+            facts.runtimes.push("vm".into());
+            facts
+                .labels
+                .insert(ENGINE_LABEL.into(), host.engine.name().into());
+            Some(Arc::new(host))
+        }
+        Err(why) => {
+            tracing::info!("VM pods unavailable on this node: {why}");
+            None
+        }
+    };
     let host_ip = facts
         .addresses
         .first()
@@ -119,6 +151,9 @@ pub async fn run(
         .unwrap_or_default();
     let mut node = node_object(&facts, chrono::Utc::now());
     node.spec.pod_cidr = cfg.pod_cidr.clone();
+    if let (Some(status), Some(vm)) = (node.status.as_mut(), &vm) {
+        status.vm_engine = Some(vm.engine.kind().to_string());
+    }
     let registered = heartbeat::register(&client, &node).await?;
     let network = match &cfg.bridge {
         None => None,
@@ -147,6 +182,7 @@ pub async fn run(
             launcher: Arc::new(launcher),
             pull: cfg.pull.clone(),
             network,
+            vm,
         }),
         backoff: cfg.backoff,
         host_ip,
@@ -284,6 +320,14 @@ pub fn teardown(data_dir: &Path, bridge: Option<&str>) {
         if let Some(uid) = entry.file_name().to_str() {
             let _ = worker::remove_pod_files(&layout, uid, "", "");
             remove_logs_of(data_dir, uid);
+            // A VM pod's tap is persistent: it outlives its monitor.
+            let tap = crate::network::PodNetwork::tap_name(uid);
+            if std::path::Path::new("/sys/class/net").join(&tap).exists() {
+                let _ = std::process::Command::new("ip")
+                    .args(["link", "del", &tap])
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
         }
     }
     for ns in std::fs::read_dir(data_dir.join("network/netns"))
