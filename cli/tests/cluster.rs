@@ -33,7 +33,17 @@ fn peers(ports: &[u16]) -> String {
 fn member(root: &Path, id: usize, port: u16, peers: &str, join: bool) -> Server {
     let id_s = id.to_string();
     let peer = format!("127.0.0.1:{port}");
-    let mut flags = vec!["--id", &id_s, "--peer-listen", &peer, "--peers", peers];
+    // Small snapshots, so a member that missed writes catches up from one.
+    let mut flags = vec![
+        "--id",
+        &id_s,
+        "--peer-listen",
+        &peer,
+        "--peers",
+        peers,
+        "--snapshot-threshold",
+        "100",
+    ];
     if join {
         flags.push("--join");
     }
@@ -84,6 +94,20 @@ fn read(via: &Server, name: &str, stale: bool) -> Option<String> {
     v["data"]["v"].as_str().map(str::to_string)
 }
 
+/// Lines of a child's stdout, as they come.
+fn watch_lines(out: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !f() {
@@ -129,17 +153,56 @@ fn a_killed_leader_loses_no_acknowledged_write_and_its_member_catches_up() {
             "c{i} lost"
         );
     }
+    // A watch on the other survivor sees writes made through the leader.
+    let watcher_id = survivors[1] as usize;
+    let mut watch = std::process::Command::new(common::drover_bin())
+        .args([
+            "get",
+            "configmaps",
+            "-w",
+            "--server",
+            &members[watcher_id - 1].url,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn watch");
+    let lines = watch_lines(watch.stdout.take().expect("stdout"));
+    // Many writes while the old leader is down: more than a snapshot's worth.
+    let batch: String = (0..250)
+        .map(|i| format!("{}---\n", config_map(&format!("m{i}"), &i.to_string())))
+        .collect();
+    ok(via.drover_stdin(&["apply", "-f", "-"], Some(&batch)));
     ok(via.drover_stdin(&["apply", "-f", "-"], Some(&config_map("after", "x"))));
-    // The killed member restarts from its data dir and catches up.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the follower's watch shows configmap/after");
+        if line.starts_with("after ") {
+            break;
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    // The killed member restarts from its data dir and catches up (from a
+    // snapshot: the log it missed was compacted).
     let idx = first as usize - 1;
     members[idx] = member(root.path(), first as usize, ports[idx], &p, false);
     eventually(
-        "the restarted member serves the write it missed",
-        Duration::from_secs(20),
-        || read(&members[idx], "after", true).as_deref() == Some("x"),
+        "the restarted member serves the writes it missed",
+        Duration::from_secs(30),
+        || {
+            read(&members[idx], "after", true).as_deref() == Some("x")
+                && read(&members[idx], "m249", true).as_deref() == Some("249")
+        },
     );
     let s = status(&members[idx]).expect("status");
     assert_eq!(s["members"].as_array().map(Vec::len), Some(3), "{s}");
+    assert!(
+        s["snapshot_index"].as_u64() > Some(100),
+        "no snapshot taken: {s}"
+    );
 }
 
 #[test]
@@ -201,4 +264,60 @@ fn a_single_server_reports_itself_and_refuses_membership_changes() {
         .expect("run drover server");
     let e = common::fails(o);
     assert!(e.contains("--id"), "{e}");
+}
+
+#[test]
+fn a_damaged_raft_log_refuses_to_start_with_the_path_named() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let ports = free_ports(1);
+    let p = peers(&ports);
+    let m = member(root.path(), 1, ports[0], &p, false);
+    ok(m.drover_stdin(&["apply", "-f", "-"], Some(&config_map("c", "1"))));
+    drop(m);
+    // Overwrite the raft log's files with garbage, as a bad disk would.
+    let raft = root.path().join("m1").join("raft");
+    let mut damaged = 0;
+    for entry in walk(&raft) {
+        let len = std::fs::metadata(&entry).map(|m| m.len()).unwrap_or(0);
+        if len > 0 {
+            std::fs::write(&entry, vec![0xa5u8; len as usize]).expect("damage");
+            damaged += 1;
+        }
+    }
+    assert!(damaged > 0, "no raft files under {}", raft.display());
+    let o = std::process::Command::new(common::drover_bin())
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--id",
+            "1",
+            "--peers",
+            &p,
+        ])
+        .args([
+            "--peer-listen",
+            &format!("127.0.0.1:{}", ports[0]),
+            "--data-dir",
+        ])
+        .arg(root.path().join("m1"))
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run drover server");
+    let e = common::fails(o);
+    assert!(e.contains("raft"), "the error names the raft dir: {e}");
+    assert!(!e.contains("panicked"), "{e}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

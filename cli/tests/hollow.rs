@@ -49,7 +49,13 @@ fn fifty_hollow_nodes_run_and_delete_a_pod() {
     let status = n7.status.as_ref().expect("status");
     assert_eq!(status.runtimes, ["container", "vm"]);
     assert_eq!(status.capacity["pods"].units(), 110);
-    assert_eq!(n7.spec.pod_cidr.as_deref(), Some("10.64.7.0/24"));
+    // Each hollow node got its own pod CIDR from the control plane.
+    let cidrs: std::collections::HashSet<_> = nodes
+        .iter()
+        .filter_map(|n| n.spec.pod_cidr.clone())
+        .collect();
+    assert_eq!(cidrs.len(), 50, "{cidrs:?}");
+    assert!(cidrs.iter().all(|c| c.starts_with("10.88.")), "{cidrs:?}");
 
     // Heartbeats move lastHeartbeatTime forward.
     let beat = |n: &Node| {

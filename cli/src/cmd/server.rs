@@ -55,6 +55,10 @@ pub struct ServerArgs {
     /// members in `--peers`.
     #[arg(long)]
     join: bool,
+    /// Raft entries applied between snapshots; the log is compacted behind
+    /// each (keeping a tenth of this, at most 5,000, for slow followers).
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(10..))]
+    snapshot_threshold: u64,
 }
 
 pub fn init_logging() {
@@ -116,6 +120,7 @@ fn raft_settings(args: &ServerArgs) -> Result<Option<RaftSettings>> {
         peer_listen,
         peers,
         join: args.join,
+        snapshot_threshold: args.snapshot_threshold,
     }))
 }
 
@@ -219,10 +224,17 @@ pub fn spawn_leader_work(
     });
 }
 
-/// Resolves when this server stops leading or stops altogether.
+/// Resolves when this server stops leading or stops altogether. A closed
+/// leadership channel means leadership can no longer change (a single
+/// server), not that it ended.
 async fn ended(mut leader: watch::Receiver<bool>, mut stop: watch::Receiver<bool>) {
+    let lost = async move {
+        if leader.wait_for(|l| !*l).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::select! {
-        _ = leader.wait_for(|l| !*l) => {}
+        _ = lost => {}
         _ = stop.wait_for(|s| *s) => {}
     }
 }

@@ -32,6 +32,8 @@ pub struct RaftSettings {
     /// Start as a new member of a running cluster (after `cluster
     /// add-member`) rather than as one of the initial members.
     pub join: bool,
+    /// Entries applied between snapshots (the log is compacted behind each).
+    pub snapshot_threshold: u64,
 }
 
 /// Why a replicated member could not start.
@@ -112,17 +114,18 @@ pub async fn start(
     };
     let raft_dir = data_dir.join("raft");
     let transport = GrpcTransport::new(settings.id, tokio::runtime::Handle::current());
-    let (raft, thread) = RaftNode::start(
-        RaftConfig::new(settings.id),
-        &raft_dir,
-        sm,
-        transport,
-        startup,
-    )
-    .map_err(|source| StartError::Raft {
-        path: raft_dir.clone(),
-        source,
-    })?;
+    let mut config = RaftConfig::new(settings.id);
+    config.snapshot_threshold = settings.snapshot_threshold;
+    config.compaction_margin = config
+        .compaction_margin
+        .min(settings.snapshot_threshold / 10);
+    let (raft, thread) =
+        RaftNode::start(config, &raft_dir, sm, transport, startup).map_err(|source| {
+            StartError::Raft {
+                path: raft_dir.clone(),
+                source,
+            }
+        })?;
     let replicator = Replicator::new(raft.clone(), applied_rx);
     let service = RaftService::new(raft.inbox(), Some(forwarder(replicator.clone())));
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
