@@ -14,6 +14,8 @@ PACKAGES=(
   iproute2            # taps, bridges, network namespaces
   nftables
   crun runc           # side-by-side container start benchmark
+  etcd-server         # side-by-side replicated writes benchmark
+  chromium chromium-driver  # the dashboard's browser tests
 )
 
 missing=()

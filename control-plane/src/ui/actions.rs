@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
+use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use drover_proto::types::{Deployment, Node};
 use drover_proto::{Kind, Resource};
 
@@ -37,8 +37,12 @@ fn not_found(what: String) -> ApiError {
 pub fn parse_replicas(v: &str) -> Result<i32, ApiError> {
     match v.trim().parse::<i32>() {
         Ok(n) if n >= 0 => Ok(n),
-        Ok(n) => Err(ApiError::invalid(format!("replicas: {n} is negative; use 0 or more"))),
-        Err(_) => Err(ApiError::invalid(format!("replicas: {v:?} is not a whole number"))),
+        Ok(n) => Err(ApiError::invalid(format!(
+            "replicas: {n} is negative; use 0 or more"
+        ))),
+        Err(_) => Err(ApiError::invalid(format!(
+            "replicas: {v:?} is not a whole number"
+        ))),
     }
 }
 
@@ -125,8 +129,23 @@ mod tests {
     fn replicas_are_whole_non_negative_numbers() {
         assert_eq!(parse_replicas(" 5 ").unwrap(), 5);
         assert_eq!(parse_replicas("0").unwrap(), 0);
-        assert!(parse_replicas("-1").unwrap_err().message.contains("negative"));
-        assert!(parse_replicas("lots").unwrap_err().message.contains("not a whole number"));
-        assert!(parse_replicas("1e9").unwrap_err().message.contains("replicas"));
+        assert!(
+            parse_replicas("-1")
+                .unwrap_err()
+                .message
+                .contains("negative")
+        );
+        assert!(
+            parse_replicas("lots")
+                .unwrap_err()
+                .message
+                .contains("not a whole number")
+        );
+        assert!(
+            parse_replicas("1e9")
+                .unwrap_err()
+                .message
+                .contains("replicas")
+        );
     }
 }

@@ -29,13 +29,19 @@ impl HpaHistory {
             return;
         }
         s.push_back((now, replicas));
-        while s.len() > MAX_POINTS || s.front().is_some_and(|(t, _)| now - t > WINDOW_SECONDS * 2.0) {
+        while s.len() > MAX_POINTS
+            || s.front()
+                .is_some_and(|(t, _)| now - t > WINDOW_SECONDS * 2.0)
+        {
             s.pop_front();
         }
     }
 
     pub fn forget(&self, key: &str) {
-        self.series.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        self.series
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
     }
 
     /// (seconds ago, replicas), oldest first, starting with the value in
@@ -95,7 +101,11 @@ pub fn spawn_recorder(store: Arc<Store>, history: Arc<HpaHistory>) {
                     if c.type_ == crate::state::ChangeType::Deleted {
                         history.forget(&key(&h));
                     } else {
-                        history.record(&key(&h), h.status.map_or(0, |s| s.current_replicas), unix_now());
+                        history.record(
+                            &key(&h),
+                            h.status.map_or(0, |s| s.current_replicas),
+                            unix_now(),
+                        );
                     }
                 }
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}

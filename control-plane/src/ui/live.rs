@@ -46,7 +46,11 @@ pub async fn events(State(ui): State<Ui>) -> Sse<impl Stream<Item = Result<Event
                 }
             }
             let data = serde_json::json!({"revision": revision, "kinds": kinds}).to_string();
-            if tx.send(Ok(Event::default().event("change").data(data))).await.is_err() {
+            if tx
+                .send(Ok(Event::default().event("change").data(data)))
+                .await
+                .is_err()
+            {
                 return;
             }
         }

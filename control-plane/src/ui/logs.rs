@@ -71,7 +71,9 @@ pub async fn follow(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     if ![&namespace, &name, &container].iter().all(|s| safe(s)) {
-        return error_page(&ApiError::invalid("namespace, pod and container names are DNS labels"));
+        return error_page(&ApiError::invalid(
+            "namespace, pod and container names are DNS labels",
+        ));
     }
     let addr = match agent_of(&ui, &namespace, &name) {
         Ok(a) => a,
@@ -84,7 +86,11 @@ pub async fn follow(
     );
     let mut conn = match tokio::net::TcpStream::connect(&addr).await {
         Ok(c) => c,
-        Err(e) => return error_page(&unavailable(format!("cannot reach the agent at {addr}: {e}"))),
+        Err(e) => {
+            return error_page(&unavailable(format!(
+                "cannot reach the agent at {addr}: {e}"
+            )));
+        }
     };
     let req = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     if let Err(e) = conn.write_all(req.as_bytes()).await {

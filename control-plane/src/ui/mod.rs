@@ -45,18 +45,31 @@ pub fn router(core: ApiCore) -> Router {
         .route("/ui/assets/{file}", get(asset))
         .route("/ui/actions/{action}", post(actions::handle))
         .route("/ui/pods/{namespace}/{name}", get(pod_page))
-        .route("/ui/pods/{namespace}/{name}/logs/{container}", get(logs::follow))
+        .route(
+            "/ui/pods/{namespace}/{name}/logs/{container}",
+            get(logs::follow),
+        )
         .route("/ui/{view}", get(view_page))
         .with_state(Ui { core, history })
 }
 
 async fn asset(Path(file): Path<String>) -> Response {
     let (body, mime) = match file.as_str() {
-        "app.js" => (include_str!("assets/app.js"), "text/javascript; charset=utf-8"),
+        "app.js" => (
+            include_str!("assets/app.js"),
+            "text/javascript; charset=utf-8",
+        ),
         "style.css" => (include_str!("assets/style.css"), "text/css; charset=utf-8"),
         _ => return error_page(&not_found(format!("asset {file:?}"))),
     };
-    ([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "max-age=300")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 fn not_found(what: String) -> ApiError {
@@ -76,7 +89,11 @@ pub(crate) fn error_page(e: &ApiError) -> Response {
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     };
     let body = pages::error_body(e.label(), &e.message);
-    (status, Html(pages::layout("Error", "", "", body).into_string())).into_response()
+    (
+        status,
+        Html(pages::layout("Error", "", "", body).into_string()),
+    )
+        .into_response()
 }
 
 fn decode_all<T: Resource>(objects: Vec<Arc<Object>>) -> Vec<T> {
@@ -131,7 +148,13 @@ fn live_attr(kinds: &[Kind]) -> String {
 }
 
 /// The page, or only its main section when `fragment` is set.
-fn respond(title: &str, view: &str, live: &str, q: &HashMap<String, String>, main: Markup) -> Response {
+fn respond(
+    title: &str,
+    view: &str,
+    live: &str,
+    q: &HashMap<String, String>,
+    main: Markup,
+) -> Response {
     let main = maud::html! {
         (pages::notice(q.get("msg").map(String::as_str), None))
         (main)
@@ -162,7 +185,11 @@ async fn view_page(
     }
 }
 
-async fn render_view(ui: &Ui, view: &str, q: &HashMap<String, String>) -> Result<Response, ApiError> {
+async fn render_view(
+    ui: &Ui,
+    view: &str,
+    q: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
     let Some((_, title)) = pages::VIEWS.iter().find(|(p, _)| *p == view) else {
         return Err(not_found(format!("view {view:?}")));
     };
@@ -200,7 +227,9 @@ async fn render_view(ui: &Ui, view: &str, q: &HashMap<String, String>) -> Result
                 .iter()
                 .map(|h| {
                     let row = view::hpa_row(h);
-                    let points = ui.history.points(&format!("{}/{}", row.namespace, row.name), t);
+                    let points = ui
+                        .history
+                        .points(&format!("{}/{}", row.namespace, row.name), t);
                     (row, points)
                 })
                 .collect();
@@ -235,7 +264,7 @@ async fn pod_page(
             .filter(|e| e.involved_object.kind == "Pod" && e.involved_object.name == name)
             .filter(|e| e.involved_object.namespace.as_deref().unwrap_or("default") == namespace)
             .collect();
-        mine.sort_by(|a, b| b.last_timestamp.cmp(&a.last_timestamp));
+        mine.sort_by_key(|e| std::cmp::Reverse(e.last_timestamp));
         let main = pages::pod::render(&pod, &mine, chrono::Utc::now());
         Ok::<_, ApiError>(respond(&name, "workloads", "Pod,Event", &q, main))
     }

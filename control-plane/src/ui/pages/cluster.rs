@@ -7,8 +7,13 @@ use crate::replicated::ClusterStatus;
 use crate::ui::view::{NodeRow, paginate};
 
 fn bytes(n: i64) -> String {
-    const GIB: f64 = (1u64 << 30) as f64;
-    format!("{:.1}Gi", n as f64 / GIB)
+    const MIB: f64 = (1u64 << 20) as f64;
+    let mib = n as f64 / MIB;
+    if mib < 1024.0 {
+        format!("{mib:.0}Mi")
+    } else {
+        format!("{:.1}Gi", mib / 1024.0)
+    }
 }
 
 pub fn render(status: &ClusterStatus, nodes: &[NodeRow], page: usize) -> Markup {

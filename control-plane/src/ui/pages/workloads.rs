@@ -1,9 +1,9 @@
 //! Workloads: Deployments with rollout progress and actions, ReplicaSets,
 //! and Pods (containers and VMs marked apart), paginated.
 
+use drover_proto::Resource;
 use drover_proto::Time;
 use drover_proto::types::ReplicaSet;
-use drover_proto::Resource;
 use maud::{Markup, html};
 
 use super::{PER_PAGE, pager};

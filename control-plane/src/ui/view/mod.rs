@@ -34,7 +34,9 @@ impl Usage {
         if self.allocatable <= 0 {
             return 0;
         }
-        ((self.used.max(0) as f64 / self.allocatable as f64) * 100.0).round().min(100.0) as u32
+        ((self.used.max(0) as f64 / self.allocatable as f64) * 100.0)
+            .round()
+            .min(100.0) as u32
     }
 }
 
@@ -56,7 +58,13 @@ fn allocatable(n: &Node, resource: &str) -> i64 {
     n.status
         .as_ref()
         .and_then(|s| s.allocatable.get(resource))
-        .map_or(0, |q| if resource == "cpu" { q.millis() } else { q.units() })
+        .map_or(0, |q| {
+            if resource == "cpu" {
+                q.millis()
+            } else {
+                q.units()
+            }
+        })
 }
 
 fn condition<'a>(conditions: &'a [drover_proto::meta::Condition], type_: &str) -> Option<&'a str> {
@@ -94,9 +102,18 @@ pub fn node_rows(s: &Snapshot) -> Vec<NodeRow> {
                 name: n.name().to_string(),
                 ready: ready.to_string(),
                 schedulable: !n.spec.unschedulable,
-                cpu_millis: Usage { used: cpu, allocatable: allocatable(n, "cpu") },
-                memory_bytes: Usage { used: mem, allocatable: allocatable(n, "memory") },
-                pods: Usage { used: pods, allocatable: allocatable(n, "pods") },
+                cpu_millis: Usage {
+                    used: cpu,
+                    allocatable: allocatable(n, "cpu"),
+                },
+                memory_bytes: Usage {
+                    used: mem,
+                    allocatable: allocatable(n, "memory"),
+                },
+                pods: Usage {
+                    used: pods,
+                    allocatable: allocatable(n, "pods"),
+                },
                 runtimes: status.runtimes.clone(),
                 vm_engine: status.vm_engine.clone(),
                 address: status
@@ -114,8 +131,15 @@ pub fn node_rows(s: &Snapshot) -> Vec<NodeRow> {
             }
         })
         .collect();
-    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    rows.sort_by(|a, b| natural_key(&a.name).cmp(&natural_key(&b.name)));
     rows
+}
+
+/// Sorts `node-2` before `node-10`.
+pub fn natural_key(name: &str) -> (&str, u64, &str) {
+    let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let (stem, num) = name.split_at(name.len() - digits);
+    (stem, num.parse().unwrap_or(0), name)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -164,7 +188,11 @@ pub fn pod_row(p: &Pod) -> PodRow {
         ready: format!("{ready}/{}", p.spec.containers.len()),
         node: p.spec.node_name.clone().unwrap_or_default(),
         ip: status.pod_ip.clone().unwrap_or_default(),
-        restarts: status.container_statuses.iter().map(|c| c.restart_count).sum(),
+        restarts: status
+            .container_statuses
+            .iter()
+            .map(|c| c.restart_count)
+            .sum(),
         runtime: match p.spec.runtime {
             Runtime::Container => "container",
             Runtime::Vm => "vm",
@@ -205,7 +233,10 @@ pub fn deployment_row(d: &Deployment) -> DeploymentRow {
         "Paused".to_string()
     } else if progressing.as_deref() == Some("ProgressDeadlineExceeded") {
         "Failed".to_string()
-    } else if st.updated_replicas == desired && st.available_replicas == desired && st.replicas == desired {
+    } else if st.updated_replicas == desired
+        && st.available_replicas == desired
+        && st.replicas == desired
+    {
         "Complete".to_string()
     } else {
         "Progressing".to_string()
@@ -300,7 +331,13 @@ pub fn hpa_row(h: &HorizontalPodAutoscaler) -> HpaRow {
                     Some(r) => (
                         r.name.clone(),
                         r.target.average_utilization.map_or_else(
-                            || r.target.average_value.as_ref().map(|q| q.as_str().to_string()).unwrap_or_default(),
+                            || {
+                                r.target
+                                    .average_value
+                                    .as_ref()
+                                    .map(|q| q.as_str().to_string())
+                                    .unwrap_or_default()
+                            },
                             |u| format!("{u}%"),
                         ),
                     ),
@@ -309,7 +346,11 @@ pub fn hpa_row(h: &HorizontalPodAutoscaler) -> HpaRow {
                 MetricSourceType::Pods => match &m.pods {
                     Some(p) => (
                         p.metric.name.clone(),
-                        p.target.average_value.as_ref().map(|q| q.as_str().to_string()).unwrap_or_default(),
+                        p.target
+                            .average_value
+                            .as_ref()
+                            .map(|q| q.as_str().to_string())
+                            .unwrap_or_default(),
                     ),
                     None => ("pods".to_string(), String::new()),
                 },
@@ -325,7 +366,12 @@ pub fn hpa_row(h: &HorizontalPodAutoscaler) -> HpaRow {
                         _ => return None,
                     };
                     Some(v.average_utilization.map_or_else(
-                        || v.average_value.as_ref().map(|q| q.as_str().to_string()).unwrap_or_default(),
+                        || {
+                            v.average_value
+                                .as_ref()
+                                .map(|q| q.as_str().to_string())
+                                .unwrap_or_default()
+                        },
                         |u| format!("{u}%"),
                     ))
                 })
@@ -336,7 +382,10 @@ pub fn hpa_row(h: &HorizontalPodAutoscaler) -> HpaRow {
     HpaRow {
         namespace: h.namespace().to_string(),
         name: h.name().to_string(),
-        target: format!("{}/{}", h.spec.scale_target_ref.kind, h.spec.scale_target_ref.name),
+        target: format!(
+            "{}/{}",
+            h.spec.scale_target_ref.kind, h.spec.scale_target_ref.name
+        ),
         metrics,
         min: h.spec.min_replicas,
         max: h.spec.max_replicas,
@@ -359,7 +408,7 @@ pub fn filter_events<'a>(events: &'a [Event], type_: &str, text: &str) -> Vec<&'
                 || e.involved_object.name.to_lowercase().contains(&text)
         })
         .collect();
-    out.sort_by(|a, b| b.last_timestamp.cmp(&a.last_timestamp));
+    out.sort_by_key(|e| std::cmp::Reverse(e.last_timestamp));
     out
 }
 
@@ -369,7 +418,10 @@ pub fn paginate<T>(items: &[T], page: usize, per_page: usize) -> (&[T], usize) {
     let pages = items.len().div_ceil(per_page).max(1);
     let page = page.min(pages - 1);
     let start = page * per_page;
-    (&items[start.min(items.len())..(start + per_page).min(items.len())], pages)
+    (
+        &items[start.min(items.len())..(start + per_page).min(items.len())],
+        pages,
+    )
 }
 
 /// "3m", "2h", "5d": kubectl's AGE.

@@ -6,10 +6,12 @@ use super::*;
 
 fn node(name: &str, cpu: &str, pods: &str, ready: &str) -> Node {
     Node::from_object(
-        &serde_json::from_value(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+        &serde_json::from_value(
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
             "status": {"allocatable": {"cpu": cpu, "memory": "4Gi", "pods": pods},
                 "conditions": [{"type": "Ready", "status": ready}], "runtimes": ["container", "vm"],
-                "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]}}))
+                "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]}}),
+        )
         .unwrap(),
     )
     .unwrap()
@@ -45,13 +47,39 @@ fn node_rows_sum_the_requests_of_unfinished_bound_pods() {
     assert_eq!(rows[0].name, "a");
     assert_eq!(rows[0].ready, "NotReady");
     let b = &rows[1];
-    assert_eq!(b.cpu_millis, Usage { used: 1500, allocatable: 2000 });
+    assert_eq!(
+        b.cpu_millis,
+        Usage {
+            used: 1500,
+            allocatable: 2000
+        }
+    );
     assert_eq!(b.cpu_millis.percent(), 75);
-    assert_eq!(b.pods, Usage { used: 2, allocatable: 10 });
+    assert_eq!(
+        b.pods,
+        Usage {
+            used: 2,
+            allocatable: 10
+        }
+    );
     assert_eq!(b.memory_bytes.used, 2 << 30);
     assert_eq!(b.address, "10.0.0.1");
-    assert_eq!(Usage { used: 5, allocatable: 0 }.percent(), 0);
-    assert_eq!(Usage { used: 50, allocatable: 10 }.percent(), 100);
+    assert_eq!(
+        Usage {
+            used: 5,
+            allocatable: 0
+        }
+        .percent(),
+        0
+    );
+    assert_eq!(
+        Usage {
+            used: 50,
+            allocatable: 10
+        }
+        .percent(),
+        100
+    );
 }
 
 #[test]
@@ -78,9 +106,16 @@ fn events_filter_by_type_and_text_newest_first() {
         )
         .unwrap()
     };
-    let all = vec![ev("Pulled", "Normal", 1), ev("BackOff", "Warning", 3), ev("Started", "Normal", 2)];
+    let all = vec![
+        ev("Pulled", "Normal", 1),
+        ev("BackOff", "Warning", 3),
+        ev("Started", "Normal", 2),
+    ];
     let names = |v: Vec<&Event>| v.iter().map(|e| e.reason.clone()).collect::<Vec<_>>();
-    assert_eq!(names(filter_events(&all, "", "")), ["BackOff", "Started", "Pulled"]);
+    assert_eq!(
+        names(filter_events(&all, "", "")),
+        ["BackOff", "Started", "Pulled"]
+    );
     assert_eq!(names(filter_events(&all, "Warning", "")), ["BackOff"]);
     assert_eq!(names(filter_events(&all, "", "pull")), ["Pulled"]);
     assert_eq!(filter_events(&all, "", "WEB-1").len(), 3);
@@ -102,4 +137,11 @@ fn pod_status_prefers_reasons_and_ages_read_like_kubectl() {
     assert_eq!(age(Some(now - chrono::Duration::minutes(5)), now), "5m");
     assert_eq!(age(Some(now - chrono::Duration::hours(3)), now), "3h");
     assert_eq!(age(None, now), "-");
+}
+
+#[test]
+fn names_sort_naturally() {
+    let mut v = vec!["n-10", "n-2", "a", "n-1"];
+    v.sort_by_key(|n| natural_key(n));
+    assert_eq!(v, ["a", "n-1", "n-2", "n-10"]);
 }
