@@ -118,7 +118,7 @@ async fn snapshot(core: &ApiCore, kinds: &[Kind]) -> Result<Snapshot, ApiError> 
         let objects = list(core, *k);
         match k {
             Kind::Node => s.nodes = decode_all(objects),
-            Kind::Pod => s.pods = decode_all(objects),
+            Kind::Pod => s.pods = objects,
             Kind::Deployment => s.deployments = decode_all(objects),
             Kind::ReplicaSet => s.replica_sets = decode_all(objects),
             Kind::Service => s.services = decode_all(objects),
@@ -195,11 +195,7 @@ async fn render_view(
     };
     let kinds = kinds_of(view);
     let page = page_number(q)?;
-    let mut all = kinds.to_vec();
-    if view == "services" {
-        all.push(Kind::Pod);
-    }
-    let s = snapshot(&ui.core, &all).await?;
+    let s = snapshot(&ui.core, kinds).await?;
     let now = chrono::Utc::now();
     let main = match view {
         "cluster" => {
@@ -215,9 +211,25 @@ async fn render_view(
         "workloads" => {
             let mut deployments: Vec<_> = s.deployments.iter().map(view::deployment_row).collect();
             deployments.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-            let mut pods: Vec<_> = s.pods.iter().map(view::pod_row).collect();
-            pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-            pages::workloads::render(&deployments, &s.replica_sets, &pods, page, now)
+            let mut pods = s.pods.clone();
+            pods.sort_by(|a, b| {
+                (a.metadata.namespace_or_default(), a.name())
+                    .cmp(&(b.metadata.namespace_or_default(), b.name()))
+            });
+            let vms = pods.iter().filter(|o| view::is_vm(o)).count();
+            let (shown, pages) = view::paginate(&pods, page, pages::PER_PAGE);
+            let rows: Vec<_> = decode_all::<Pod>(shown.to_vec())
+                .iter()
+                .map(view::pod_row)
+                .collect();
+            let listing = pages::workloads::PodListing {
+                rows: &rows,
+                total: pods.len(),
+                vms,
+                page,
+                pages,
+            };
+            pages::workloads::render(&deployments, &s.replica_sets, &listing, now)
         }
         "services" => pages::services::render(&view::service_rows(&s)),
         "autoscaling" => {

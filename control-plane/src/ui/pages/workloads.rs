@@ -6,18 +6,31 @@ use drover_proto::Time;
 use drover_proto::types::ReplicaSet;
 use maud::{Markup, html};
 
-use super::{PER_PAGE, pager};
-use crate::ui::view::{DeploymentRow, PodRow, age, paginate};
+use super::pager;
+use crate::ui::view::{DeploymentRow, PodRow, age};
+
+/// One page of the pod table, and counts over all pods.
+pub struct PodListing<'a> {
+    pub rows: &'a [PodRow],
+    pub total: usize,
+    pub vms: usize,
+    pub page: usize,
+    pub pages: usize,
+}
 
 pub fn render(
     deployments: &[DeploymentRow],
     replica_sets: &[ReplicaSet],
-    pods: &[PodRow],
-    page: usize,
+    pods: &PodListing<'_>,
     now: Time,
 ) -> Markup {
-    let (rows, pages) = paginate(pods, page, PER_PAGE);
-    let vms = pods.iter().filter(|p| p.runtime == "vm").count();
+    let PodListing {
+        rows,
+        total,
+        vms,
+        page,
+        pages,
+    } = *pods;
     html! {
         h1 { "Workloads" }
         h2 { "Deployments" }
@@ -70,7 +83,7 @@ pub fn render(
                 }
             }
         }
-        h2 { "Pods " small { (pods.len()) " (" (vms) " VMs)" } }
+        h2 { "Pods " small { (total) " (" (vms) " VMs)" } }
         table #pods {
             thead { tr { th { "Namespace" } th { "Name" } th { "Kind" } th { "Ready" } th { "Status" } th { "Restarts" } th { "Node" } th { "IP" } th { "Age" } } }
             tbody {
@@ -89,6 +102,6 @@ pub fn render(
                 }
             }
         }
-        (pager("/ui/workloads", page, pages, pods.len()))
+        (pager("/ui/workloads", page, pages, total))
     }
 }

@@ -6,13 +6,17 @@ use drover_proto::types::pod::{PodPhase, Runtime};
 use drover_proto::types::{
     Deployment, Endpoints, Event, HorizontalPodAutoscaler, Node, Pod, ReplicaSet, Service,
 };
-use drover_proto::{Resource, Time};
+use std::sync::Arc;
+
+use drover_proto::{Object, Quantity, Resource, Time};
 
 /// The objects one page render reads, decoded once.
 #[derive(Default)]
 pub struct Snapshot {
     pub nodes: Vec<Node>,
-    pub pods: Vec<Pod>,
+    /// Kept as stored: tens of thousands are only counted and summed, and
+    /// only the rows of the page shown are decoded.
+    pub pods: Vec<Arc<Object>>,
     pub deployments: Vec<Deployment>,
     pub replica_sets: Vec<ReplicaSet>,
     pub services: Vec<Service>,
@@ -74,16 +78,57 @@ fn condition<'a>(conditions: &'a [drover_proto::meta::Condition], type_: &str) -
         .map(|c| c.status.as_str())
 }
 
+/// A pod's node and its effective cpu (millis) and memory (bytes) requests,
+/// read from the stored JSON without decoding the whole pod; `None` for
+/// unbound and finished pods, which hold nothing.
+pub fn pod_usage(o: &Object) -> Option<(&str, i64, i64)> {
+    let spec = o.body.get("spec")?;
+    let node = spec.get("nodeName")?.as_str()?;
+    let phase = o
+        .body
+        .get("status")
+        .and_then(|s| s.get("phase"))
+        .and_then(|p| p.as_str());
+    if matches!(phase, Some("Succeeded" | "Failed")) {
+        return None;
+    }
+    let (mut cpu, mut mem) = (0i64, 0i64);
+    for c in spec.get("containers")?.as_array()? {
+        let r = c.get("resources");
+        let get = |name: &str| -> Option<Quantity> {
+            let v = r
+                .and_then(|r| r.get("requests"))
+                .and_then(|q| q.get(name))
+                .or_else(|| r.and_then(|r| r.get("limits")).and_then(|q| q.get(name)))?;
+            match v {
+                serde_json::Value::String(s) => Quantity::parse(s).ok(),
+                serde_json::Value::Number(n) => Quantity::parse(&n.to_string()).ok(),
+                _ => None,
+            }
+        };
+        cpu = cpu.saturating_add(get("cpu").map_or(0, |q| q.millis()));
+        mem = mem.saturating_add(get("memory").map_or(0, |q| q.units()));
+    }
+    Some((node, cpu, mem))
+}
+
+/// Whether a stored pod runs as a VM.
+pub fn is_vm(o: &Object) -> bool {
+    o.body
+        .get("spec")
+        .and_then(|s| s.get("runtime"))
+        .and_then(|r| r.as_str())
+        == Some("vm")
+}
+
 /// One row per node with what its bound, unfinished pods request.
 pub fn node_rows(s: &Snapshot) -> Vec<NodeRow> {
     let mut requested: HashMap<&str, (i64, i64, i64)> = HashMap::new();
-    for p in &s.pods {
-        if let Some(node) = p.spec.node_name.as_deref()
-            && !p.is_terminal()
-        {
+    for o in &s.pods {
+        if let Some((node, cpu, mem)) = pod_usage(o) {
             let e = requested.entry(node).or_default();
-            e.0 += p.total_request("cpu");
-            e.1 += p.total_request("memory");
+            e.0 += cpu;
+            e.1 += mem;
             e.2 += 1;
         }
     }

@@ -35,12 +35,15 @@ fn pod(name: &str, node: Option<&str>, cpu: &str, phase: &str) -> Pod {
 fn node_rows_sum_the_requests_of_unfinished_bound_pods() {
     let s = Snapshot {
         nodes: vec![node("b", "2", "10", "True"), node("a", "4", "110", "False")],
-        pods: vec![
+        pods: [
             pod("p1", Some("b"), "500m", "Running"),
             pod("p2", Some("b"), "1", "Running"),
             pod("done", Some("b"), "1", "Succeeded"),
             pod("pending", None, "1", "Pending"),
-        ],
+        ]
+        .iter()
+        .map(|p| std::sync::Arc::new(p.to_object()))
+        .collect(),
         ..Snapshot::default()
     };
     let rows = node_rows(&s);
@@ -144,4 +147,22 @@ fn names_sort_naturally() {
     let mut v = vec!["n-10", "n-2", "a", "n-1"];
     v.sort_by_key(|n| natural_key(n));
     assert_eq!(v, ["a", "n-1", "n-2", "n-10"]);
+}
+
+#[test]
+fn raw_usage_matches_the_typed_requests() {
+    let p = pod("p", Some("n1"), "250m", "Running");
+    let o = p.to_object();
+    assert_eq!(
+        pod_usage(&o),
+        Some(("n1", p.total_request("cpu"), p.total_request("memory")))
+    );
+    assert!(!is_vm(&o));
+    let mut limits_only = serde_json::to_value(&p).unwrap();
+    limits_only["spec"]["containers"][0]["resources"] =
+        json!({"limits": {"cpu": "2", "memory": "1Gi"}});
+    limits_only["spec"]["runtime"] = json!("vm");
+    let o: drover_proto::Object = serde_json::from_value(limits_only).unwrap();
+    assert_eq!(pod_usage(&o), Some(("n1", 2000, 1 << 30)));
+    assert!(is_vm(&o));
 }
