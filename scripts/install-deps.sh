@@ -16,6 +16,8 @@ PACKAGES=(
   nftables
   crun runc           # side-by-side container start benchmark
   qemu-system-x86     # the qemu VM engine (VM pods where KVM cannot boot Linux)
+  etcd-server         # side-by-side replicated writes benchmark
+  chromium chromium-driver  # the dashboard's browser tests
 )
 
 missing=()

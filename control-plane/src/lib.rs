@@ -9,6 +9,7 @@ pub mod replicated;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod ui;
 
 pub use command::{ApplyError, Command};
 pub use server::{Ready, ServerConfig, serve};

@@ -87,7 +87,9 @@ pub async fn serve(
     )
     .add_service(ClusterServer::new(ClusterApi::new(core.clone())))
     .into_axum_router();
-    let app = grpc.merge(http::router(core));
+    let app = grpc
+        .merge(http::router(core.clone()))
+        .merge(crate::ui::router(core));
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "drover API serving gRPC and HTTP");
     on_ready(Ready {
         addr,

@@ -23,7 +23,7 @@ impl ClusterApi {
 }
 
 /// A server started without `--peers` is its own one-member cluster.
-fn single_member() -> ClusterStatus {
+pub(crate) fn single_member() -> ClusterStatus {
     ClusterStatus {
         id: 1,
         leader: Some(1),

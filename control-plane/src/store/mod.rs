@@ -182,6 +182,12 @@ impl Store {
         )
     }
 
+    /// Every applied change as it happens, all kinds (the feed watches and
+    /// the dashboard follow).
+    pub fn changes(&self) -> broadcast::Receiver<Arc<Change>> {
+        self.events.subscribe()
+    }
+
     /// Starts a watch: the backlog after `since` (None: from now) and a live feed.
     pub fn watch(
         &self,
