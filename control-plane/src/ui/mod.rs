@@ -117,7 +117,7 @@ async fn snapshot(core: &ApiCore, kinds: &[Kind]) -> Result<Snapshot, ApiError> 
     for k in kinds {
         let objects = list(core, *k);
         match k {
-            Kind::Node => s.nodes = decode_all(objects),
+            Kind::Node => s.nodes = objects,
             Kind::Pod => s.pods = objects,
             Kind::Deployment => s.deployments = decode_all(objects),
             Kind::ReplicaSet => s.replica_sets = decode_all(objects),
@@ -206,7 +206,19 @@ async fn render_view(
                 })?,
                 None => crate::api::cluster::single_member(),
             };
-            pages::cluster::render(&status, &view::node_rows(&s), page)
+            let mut nodes = s.nodes.clone();
+            nodes.sort_by(|a, b| view::natural_key(a.name()).cmp(&view::natural_key(b.name())));
+            let ready = nodes.iter().filter(|o| view::node_ready(o)).count();
+            let (shown, pages) = view::paginate(&nodes, page, pages::PER_PAGE);
+            let rows = view::node_rows(&decode_all(shown.to_vec()), &s.pods);
+            let listing = pages::cluster::NodeListing {
+                rows: &rows,
+                total: nodes.len(),
+                ready,
+                page,
+                pages,
+            };
+            pages::cluster::render(&status, &listing)
         }
         "workloads" => {
             let mut deployments: Vec<_> = s.deployments.iter().map(view::deployment_row).collect();

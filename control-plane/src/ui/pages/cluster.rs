@@ -2,9 +2,9 @@
 
 use maud::{Markup, html};
 
-use super::{PER_PAGE, bar, pager};
+use super::{bar, pager};
 use crate::replicated::ClusterStatus;
-use crate::ui::view::{NodeRow, paginate};
+use crate::ui::view::NodeRow;
 
 fn bytes(n: i64) -> String {
     const MIB: f64 = (1u64 << 20) as f64;
@@ -16,9 +16,23 @@ fn bytes(n: i64) -> String {
     }
 }
 
-pub fn render(status: &ClusterStatus, nodes: &[NodeRow], page: usize) -> Markup {
-    let ready = nodes.iter().filter(|n| n.ready == "Ready").count();
-    let (rows, pages) = paginate(nodes, page, PER_PAGE);
+/// One page of the node table, and counts over all nodes.
+pub struct NodeListing<'a> {
+    pub rows: &'a [NodeRow],
+    pub total: usize,
+    pub ready: usize,
+    pub page: usize,
+    pub pages: usize,
+}
+
+pub fn render(status: &ClusterStatus, nodes: &NodeListing<'_>) -> Markup {
+    let NodeListing {
+        rows,
+        total,
+        ready,
+        page,
+        pages,
+    } = *nodes;
     html! {
         h1 { "Cluster" }
         section.cards {
@@ -30,7 +44,7 @@ pub fn render(status: &ClusterStatus, nodes: &[NodeRow], page: usize) -> Markup 
                         " · term " (status.term) " · commit " (status.commit_index) " · applied " (status.applied_index) }
                 }
             }
-            div.card { h2 { "Nodes" } p { strong #nodes-ready { (ready) } " of " strong #nodes-total { (nodes.len()) } " ready" } }
+            div.card { h2 { "Nodes" } p { strong #nodes-ready { (ready) } " of " strong #nodes-total { (total) } " ready" } }
         }
         @if status.role != "Single" {
             table #members {
@@ -72,6 +86,6 @@ pub fn render(status: &ClusterStatus, nodes: &[NodeRow], page: usize) -> Markup 
                 }
             }
         }
-        (pager("/ui/cluster", page, pages, nodes.len()))
+        (pager("/ui/cluster", page, pages, total))
     }
 }

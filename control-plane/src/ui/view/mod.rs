@@ -13,7 +13,8 @@ use drover_proto::{Object, Quantity, Resource, Time};
 /// The objects one page render reads, decoded once.
 #[derive(Default)]
 pub struct Snapshot {
-    pub nodes: Vec<Node>,
+    /// Kept as stored, as pods are: only the page shown is decoded.
+    pub nodes: Vec<Arc<Object>>,
     /// Kept as stored: tens of thousands are only counted and summed, and
     /// only the rows of the page shown are decoded.
     pub pods: Vec<Arc<Object>>,
@@ -121,10 +122,24 @@ pub fn is_vm(o: &Object) -> bool {
         == Some("vm")
 }
 
-/// One row per node with what its bound, unfinished pods request.
-pub fn node_rows(s: &Snapshot) -> Vec<NodeRow> {
+/// Whether a stored node's Ready condition is True.
+pub fn node_ready(o: &Object) -> bool {
+    o.body
+        .get("status")
+        .and_then(|s| s.get("conditions"))
+        .and_then(|c| c.as_array())
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type").and_then(|t| t.as_str()) == Some("Ready")
+                    && c.get("status").and_then(|t| t.as_str()) == Some("True")
+            })
+        })
+}
+
+/// One row per node of `nodes` with what its bound, unfinished pods request.
+pub fn node_rows(nodes: &[Node], pods: &[Arc<Object>]) -> Vec<NodeRow> {
     let mut requested: HashMap<&str, (i64, i64, i64)> = HashMap::new();
-    for o in &s.pods {
+    for o in pods {
         if let Some((node, cpu, mem)) = pod_usage(o) {
             let e = requested.entry(node).or_default();
             e.0 += cpu;
@@ -132,8 +147,7 @@ pub fn node_rows(s: &Snapshot) -> Vec<NodeRow> {
             e.2 += 1;
         }
     }
-    let mut rows: Vec<NodeRow> = s
-        .nodes
+    let mut rows: Vec<NodeRow> = nodes
         .iter()
         .map(|n| {
             let (cpu, mem, pods) = requested.get(n.name()).copied().unwrap_or_default();

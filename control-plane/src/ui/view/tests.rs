@@ -33,8 +33,9 @@ fn pod(name: &str, node: Option<&str>, cpu: &str, phase: &str) -> Pod {
 
 #[test]
 fn node_rows_sum_the_requests_of_unfinished_bound_pods() {
+    let nodes = vec![node("b", "2", "10", "True"), node("a", "4", "110", "False")];
+    assert!(node_ready(&nodes[0].to_object()) && !node_ready(&nodes[1].to_object()));
     let s = Snapshot {
-        nodes: vec![node("b", "2", "10", "True"), node("a", "4", "110", "False")],
         pods: [
             pod("p1", Some("b"), "500m", "Running"),
             pod("p2", Some("b"), "1", "Running"),
@@ -46,7 +47,7 @@ fn node_rows_sum_the_requests_of_unfinished_bound_pods() {
         .collect(),
         ..Snapshot::default()
     };
-    let rows = node_rows(&s);
+    let rows = node_rows(&nodes, &s.pods);
     assert_eq!(rows[0].name, "a");
     assert_eq!(rows[0].ready, "NotReady");
     let b = &rows[1];
