@@ -11,9 +11,13 @@ PACKAGES=(
   busybox-static      # test and example images (examples/images/build-busybox.sh)
   docker-registry     # a real OCI registry for image pull tests, on 127.0.0.1
   binutils            # as/ld for the VM monitor's test guests
+  libc6-dev           # libc.a: drover-init is linked static (+crt-static) by the build
   iproute2            # taps, bridges, network namespaces
   nftables
   crun runc           # side-by-side container start benchmark
+  qemu-system-x86     # the qemu VM engine (VM pods where KVM cannot boot Linux)
+  etcd-server         # side-by-side replicated writes benchmark
+  chromium chromium-driver  # the dashboard's browser tests
 )
 
 missing=()
@@ -28,6 +32,11 @@ if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+# The guest kernel for VM pods, in a cache outside the repo (never committed).
+if [[ $(id -u) -eq 0 ]]; then
+  "$(dirname "$0")/install-vm-kernel.sh" || echo "warning: no guest kernel: VM tests will skip" >&2
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -26,6 +26,10 @@ struct Cli {
         default_value = "http://127.0.0.1:7700"
     )]
     server: String,
+    /// Read consistency: `linearizable` (default; a Raft ReadIndex round)
+    /// or `stale` (the member's local state, which may trail the leader).
+    #[arg(long, global = true, default_value = "linearizable", value_parser = ["linearizable", "stale"])]
+    consistency: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,6 +56,8 @@ enum Command {
     Uncordon(cmd::drain::cordon::CordonArgs),
     /// Cordon a node and evict its pods, waiting until they are gone.
     Drain(cmd::drain::DrainArgs),
+    /// The replicated control plane: status, add-member, remove-member.
+    Cluster(cmd::cluster::ClusterArgs),
     /// Print the client and server versions.
     Version,
     /// Run an API server.
@@ -66,6 +72,8 @@ enum Command {
     Exec(cmd::exec::ExecArgs),
     /// Manage the images of the node this runs on.
     Image(cmd::image::ImageArgs),
+    /// Manage the VM runtime of the node this runs on (guest kernel).
+    Vm(cmd::vm::VmArgs),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +84,7 @@ fn main() -> ExitCode {
         return drover_node_agent::shim::shim_main(argv.collect());
     }
     let cli = Cli::parse();
+    let _ = cmd::STALE_READS.set(cli.consistency == "stale");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -95,11 +104,13 @@ fn main() -> ExitCode {
             Command::Cordon(a) => cmd::drain::cordon::run(&cli.server, a, true).await,
             Command::Uncordon(a) => cmd::drain::cordon::run(&cli.server, a, false).await,
             Command::Drain(a) => cmd::drain::run(&cli.server, a).await,
+            Command::Cluster(a) => cmd::cluster::run(&cli.server, a).await,
             Command::Version => cmd::version(&cli.server).await,
             Command::Server(a) => cmd::server::run(a).await,
             Command::Dev(a) => cmd::dev::run(a).await,
             Command::Agent(a) => cmd::agent::run(&cli.server, a).await,
             Command::Image(a) => cmd::image::run(a),
+            Command::Vm(a) => cmd::vm::run(a),
             Command::Logs(a) => cmd::logs::run(&cli.server, a).await,
             Command::Exec(a) => match cmd::exec::run(&cli.server, a).await {
                 // The command's exit code is ours (the terminal, if raw,

@@ -40,7 +40,9 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("drover server listening on ") {
+                if let Some(rest) = line.strip_prefix("drover server listening on ") {
+                    // A replicated member adds " (raft peers on ...)".
+                    let url = rest.split_whitespace().next().unwrap_or(rest);
                     let _ = tx.send(Ok(url.to_string()));
                 } else if line.starts_with("error") {
                     let _ = tx.send(Err(line));

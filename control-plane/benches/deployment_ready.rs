@@ -70,11 +70,12 @@ async fn main() {
         data_dir: dir.path().join("data"),
         listen: "127.0.0.1:0".parse().expect("address"),
         history_limit: 1_000_000,
+        raft: None,
     };
     tokio::spawn(serve(
         config,
-        move |a| {
-            let _ = tx.send(a);
+        move |ready: drover_control_plane::Ready| {
+            let _ = tx.send(ready.addr);
         },
         std::future::pending(),
     ));

@@ -5,11 +5,13 @@
 pub mod api;
 pub mod command;
 pub mod controllers;
+pub mod replicated;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod ui;
 
 pub use command::{ApplyError, Command};
-pub use server::{ServerConfig, serve};
+pub use server::{Ready, ServerConfig, serve};
 pub use state::StateMachine;
 pub use store::Store;

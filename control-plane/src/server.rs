@@ -1,14 +1,18 @@
-//! `drover server`: opens the store and serves gRPC and the HTTP gateway on
-//! one listener (tonic's routes inside the axum router; HTTP/1.1 and h2c
-//! side by side).
+//! `drover server`: opens the store (alone, or as a member of a replicated
+//! control plane) and serves gRPC and the HTTP gateway on one listener
+//! (tonic's routes inside the axum router; HTTP/1.1 and h2c side by side).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use drover_proto::grpc::api_server::ApiServer;
+use drover_proto::grpc::cluster_server::ClusterServer;
+use tokio::sync::watch;
 
+use crate::api::cluster::ClusterApi;
 use crate::api::{ApiCore, http, metrics};
+use crate::replicated::{self, RaftSettings};
 use crate::store::{OpenError, Store};
 
 /// Settings of one API server.
@@ -18,6 +22,19 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Changes kept for watches to resume from.
     pub history_limit: usize,
+    /// Member of a replicated control plane; `None`: a single server.
+    pub raft: Option<RaftSettings>,
+}
+
+/// What a started server tells its caller.
+pub struct Ready {
+    /// Where the API listens.
+    pub addr: SocketAddr,
+    /// Where the Raft transport listens (replicated members only).
+    pub peer_addr: Option<SocketAddr>,
+    /// True while this server may run leader-only work (controllers,
+    /// scheduler): always for a single server, while it leads otherwise.
+    pub leader: watch::Receiver<bool>,
 }
 
 /// Why the server stopped or could not start.
@@ -25,6 +42,8 @@ pub struct ServerConfig {
 pub enum ServeError {
     #[error(transparent)]
     Open(#[from] OpenError),
+    #[error(transparent)]
+    Member(#[from] replicated::StartError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -34,23 +53,13 @@ pub enum ServeError {
     Serve(std::io::Error),
 }
 
-/// Runs the server until `shutdown` resolves. `on_ready` receives the bound address.
+/// Runs the server until `shutdown` resolves. `on_ready` learns where it listens.
 pub async fn serve(
     config: ServerConfig,
-    on_ready: impl FnOnce(SocketAddr),
+    on_ready: impl FnOnce(Ready),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     metrics::install();
-    let store = Store::open(&config.data_dir, config.history_limit)?;
-    let core = ApiCore::new(store);
-    let max = 1 << 30;
-    let grpc = tonic::service::Routes::new(
-        ApiServer::new(core.clone())
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(max),
-    )
-    .into_axum_router();
-    let app = grpc.merge(http::router(core));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Listen {
@@ -58,14 +67,58 @@ pub async fn serve(
             source,
         })?;
     let addr = listener.local_addr().map_err(ServeError::Serve)?;
+    let (store, member) = match &config.raft {
+        None => (Store::open(&config.data_dir, config.history_limit)?, None),
+        Some(settings) => {
+            let m = replicated::start(&config.data_dir, config.history_limit, settings).await?;
+            (m.store.clone(), Some(m))
+        }
+    };
+    let leader = match &member {
+        None => watch::channel(true).1,
+        Some(m) => leader_signal(m.replicator.leadership()),
+    };
+    let core = ApiCore::new(store);
+    let max = 1 << 30;
+    let grpc = tonic::service::Routes::new(
+        ApiServer::new(core.clone())
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+    )
+    .add_service(ClusterServer::new(ClusterApi::new(core.clone())))
+    .into_axum_router();
+    let app = grpc
+        .merge(http::router(core.clone()))
+        .merge(crate::ui::router(core));
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "drover API serving gRPC and HTTP");
-    on_ready(addr);
+    on_ready(Ready {
+        addr,
+        peer_addr: member.as_ref().map(|m| m.peer_addr),
+        leader,
+    });
     // Without TCP_NODELAY, small HTTP/2 frames wait on delayed ACKs (~40 ms per request).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(ServeError::Serve)
+        .map_err(ServeError::Serve);
+    if let Some(m) = member {
+        m.shutdown().await;
+    }
+    served
+}
+
+/// `true` while the member leads.
+fn leader_signal(mut raft: watch::Receiver<drover_raft::Leadership>) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(raft.borrow_and_update().is_leader());
+    tokio::spawn(async move {
+        while raft.changed().await.is_ok() {
+            let leads = raft.borrow_and_update().is_leader();
+            tx.send_if_modified(|l| std::mem::replace(l, leads) != leads);
+        }
+        tx.send_replace(false);
+    });
+    rx
 }

@@ -9,6 +9,7 @@
 
 mod binary;
 pub mod cluster;
+pub mod control_plane;
 mod cmd;
 pub mod faults;
 pub mod history;

@@ -181,6 +181,7 @@ fn drover_shim(
         log_max_files: 1,
         cgroups_path: "/drover-bench/c".into(),
         default_grace_ms: 1000,
+        vm: None,
     };
     let shim = launcher
         .launch(&state_dir, &config)

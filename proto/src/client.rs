@@ -7,6 +7,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 use crate::grpc::api_client::ApiClient;
+use crate::grpc::cluster_client::ClusterClient;
 use crate::grpc::{self as pb};
 use crate::{Kind, Object, Resource};
 
@@ -88,7 +89,10 @@ pub struct DeleteOptions {
 #[derive(Debug, Clone)]
 pub struct Client {
     api: ApiClient<Channel>,
+    cluster: ClusterClient<Channel>,
     url: String,
+    /// Reads served from the member's own state, without a ReadIndex round.
+    stale_reads: bool,
 }
 
 fn decode(bytes: &[u8]) -> Result<Object, ClientError> {
@@ -118,15 +122,24 @@ impl Client {
             unreachable(msg)
         })?;
         Ok(Client {
+            cluster: ClusterClient::new(channel.clone()),
             api: ApiClient::new(channel)
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
             url: url.to_string(),
+            stale_reads: false,
         })
     }
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Gets and lists from now on accept the member's local state, which a
+    /// follower may serve slightly behind the leader (`--consistency=stale`).
+    pub fn with_stale_reads(mut self, stale: bool) -> Client {
+        self.stale_reads = stale;
+        self
     }
 
     fn map(&self, s: Status) -> ClientError {
@@ -165,6 +178,7 @@ impl Client {
             kind: kind.name().into(),
             namespace: namespace.into(),
             name: name.into(),
+            stale: self.stale_reads,
         };
         let reply = self
             .api
@@ -187,6 +201,7 @@ impl Client {
             namespace: opts.namespace.clone().unwrap_or_default(),
             label_selector: opts.label_selector.clone(),
             field_selector: opts.field_selector.clone(),
+            stale: self.stale_reads,
         };
         let reply = self
             .api
@@ -303,6 +318,40 @@ impl Client {
             .map_err(|s| self.map(s))?
             .into_inner();
         Ok((reply.version, reply.revision))
+    }
+
+    /// The replicated control plane's members, leader, indexes and lag.
+    pub async fn cluster_status(&self) -> Result<pb::ClusterStatusReply, ClientError> {
+        Ok(self
+            .cluster
+            .clone()
+            .status(pb::ClusterStatusRequest {})
+            .await
+            .map_err(|s| self.map(s))?
+            .into_inner())
+    }
+
+    /// Adds member `id`, whose Raft transport listens on `peer_addr`.
+    pub async fn add_member(&self, id: u64, peer_addr: &str) -> Result<(), ClientError> {
+        self.cluster
+            .clone()
+            .add_member(pb::AddMemberRequest {
+                id,
+                peer_addr: peer_addr.to_string(),
+            })
+            .await
+            .map_err(|s| self.map(s))?;
+        Ok(())
+    }
+
+    /// Removes member `id` (the leader too: it hands leadership over first).
+    pub async fn remove_member(&self, id: u64) -> Result<(), ClientError> {
+        self.cluster
+            .clone()
+            .remove_member(pb::RemoveMemberRequest { id })
+            .await
+            .map_err(|s| self.map(s))?;
+        Ok(())
     }
 
     /// Typed get.

@@ -12,6 +12,7 @@ use drover_node_agent::agent::lifecycle::Backoff;
 use drover_node_agent::agent::machine;
 use drover_node_agent::agent::real::{self, AgentConfig};
 use drover_node_agent::image::PullOptions;
+use drover_node_agent::runtime::vm::engine::EngineChoice;
 use drover_proto::Quantity;
 
 #[derive(Args)]
@@ -76,6 +77,14 @@ pub struct AgentArgs {
     /// good. Stop the agent first, or it restarts what this stops.
     #[arg(long, conflicts_with = "hollow")]
     teardown: bool,
+    /// How VM pods run: `auto` (kvm on hardware KVM, else qemu), `kvm` or
+    /// `qemu`.
+    #[arg(long, default_value = "auto")]
+    vm_engine: EngineChoice,
+    /// The guest kernel for VM pods (default: $DROVER_VM_KERNEL, then
+    /// DATA_DIR/vm/kernel/vmlinuz, then /var/cache/drover/kernel/vmlinuz).
+    #[arg(long)]
+    vm_kernel: Option<PathBuf>,
 }
 
 fn quantity(flag: &str, text: &str) -> Result<Quantity> {
@@ -133,6 +142,8 @@ async fn run_real(client: drover_proto::client::Client, args: AgentArgs) -> Resu
         pod_cidr: args.pod_cidr,
         node_ip: args.node_ip,
         cluster_cidr: Some(args.cluster_cidr),
+        vm_engine: args.vm_engine,
+        vm_kernel: args.vm_kernel,
     };
     let agent = real::run(client, cfg, |node| {
         eprintln!("drover agent: registered node {}", node.metadata.name);

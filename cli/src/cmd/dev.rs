@@ -13,6 +13,7 @@ use drover_control_plane::{ServerConfig, serve};
 use drover_node_agent::agent::lifecycle::Backoff;
 use drover_node_agent::agent::real::{self, AgentConfig};
 use drover_node_agent::image::{ImageStore, PullOptions, import};
+use drover_node_agent::runtime::vm::engine::EngineChoice;
 use drover_proto::client::{Client, ListOptions};
 use drover_proto::types::Pod;
 use drover_proto::{Kind, Resource};
@@ -63,12 +64,13 @@ pub async fn run(args: DevArgs) -> Result<()> {
         data_dir: args.data_dir.join("server"),
         listen: args.listen,
         history_limit: 100_000,
+        raft: None,
     };
     let mut server_quit = quit_rx.clone();
     let server = tokio::spawn(serve(
         config,
-        move |addr| {
-            let _ = ready_tx.send(addr);
+        move |ready: drover_control_plane::Ready| {
+            let _ = ready_tx.send((ready.addr, ready.leader));
         },
         async move {
             let _ = server_quit.wait_for(|q| *q).await;
@@ -80,7 +82,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         super::server::shutdown_signal().await;
         let _ = signal_quit.send(true);
     });
-    let addr = match ready_rx.await {
+    let (addr, leader) = match ready_rx.await {
         Ok(a) => a,
         Err(_) => {
             return match server.await {
@@ -90,7 +92,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         }
     };
     let controllers = (!args.no_controllers).then(Default::default);
-    super::server::spawn_leader_work(addr, ctl_stop_rx, controllers, true);
+    super::server::spawn_leader_work(addr, ctl_stop_rx, leader, controllers, true);
     let url = format!("http://{addr}");
     println!(
         "Drover dev cluster: API at {url} (data in {})",
@@ -179,6 +181,8 @@ async fn start_local_node(url: &str, args: &DevArgs) -> Result<tokio::runtime::R
         pod_cidr: args.pod_cidr.clone(),
         node_ip: None,
         cluster_cidr: None,
+        vm_engine: EngineChoice::Auto,
+        vm_kernel: None,
     };
     // The agent gets a runtime of its own, so stopping the node stops every
     // task it spawned (workers would otherwise restart what teardown stops).

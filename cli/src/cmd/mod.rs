@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod apply;
+pub mod cluster;
 pub mod delete;
 pub mod describe;
 pub mod dev;
@@ -14,14 +15,20 @@ pub mod rollout;
 pub mod scale;
 pub mod server;
 pub mod target;
+pub mod vm;
 
 use anyhow::Result;
 use drover_proto::client::{Client, ClientError};
 use drover_proto::{Kind, Object};
 
+/// Set once from `--consistency=stale`: reads may come from a follower's
+/// local state instead of a linearizable ReadIndex round.
+pub static STALE_READS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
 /// Connects to the API server.
 pub async fn connect(server: &str) -> Result<Client> {
-    Ok(Client::connect(server).await?)
+    let stale = STALE_READS.get().copied().unwrap_or(false);
+    Ok(Client::connect(server).await?.with_stale_reads(stale))
 }
 
 /// Resolves a kind the way kubectl does, with a hint when it is unknown.

@@ -8,7 +8,9 @@ use anyhow::Result;
 use clap::Args;
 use drover_control_plane::controllers::ControllerConfig;
 use drover_control_plane::controllers::node_lifecycle::NodeLifecycleConfig;
-use drover_control_plane::{ServerConfig, serve};
+use drover_control_plane::replicated::{self, RaftSettings};
+use drover_control_plane::{Ready, ServerConfig, serve};
+use tokio::sync::watch;
 
 use super::rollout::parse_duration;
 
@@ -37,6 +39,26 @@ pub struct ServerArgs {
     /// are evicted, unless their own tolerations say otherwise.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pod_eviction_timeout: Duration,
+    /// This member's id in a replicated control plane (1, 2, 3...).
+    #[arg(long)]
+    id: Option<u64>,
+    /// Address of this member's Raft transport.
+    #[arg(long, value_name = "HOST:PORT")]
+    peer_listen: Option<SocketAddr>,
+    /// Every initial member's id and Raft address, this one's included:
+    /// `1=10.0.0.1:7701,2=10.0.0.2:7701,3=10.0.0.3:7701`. Without it the
+    /// server is a single member.
+    #[arg(long, value_name = "ID=HOST:PORT,...")]
+    peers: Option<String>,
+    /// Start as a new, empty member of a running cluster: add it first with
+    /// `drover cluster add-member ID=HOST:PORT`, and list the current
+    /// members in `--peers`.
+    #[arg(long)]
+    join: bool,
+    /// Raft entries applied between snapshots; the log is compacted behind
+    /// each (keeping a tenth of this, at most 5,000, for slow followers).
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(10..))]
+    snapshot_threshold: u64,
 }
 
 pub fn init_logging() {
@@ -70,9 +92,42 @@ pub async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// The member settings from `--id`, `--peer-listen`, `--peers`, `--join`;
+/// `None` for a single server.
+fn raft_settings(args: &ServerArgs) -> Result<Option<RaftSettings>> {
+    if args.peers.is_none() && !args.join {
+        if args.id.is_some() || args.peer_listen.is_some() {
+            anyhow::bail!(
+                "--id and --peer-listen only make sense with --peers (or --join): a server without them is a single member"
+            );
+        }
+        return Ok(None);
+    }
+    let id = args
+        .id
+        .ok_or_else(|| anyhow::anyhow!("--peers/--join need --id N (this member's id)"))?;
+    let peer_listen = args.peer_listen.ok_or_else(|| {
+        anyhow::anyhow!("--peers/--join need --peer-listen HOST:PORT (this member's Raft address)")
+    })?;
+    let Some(peers) = &args.peers else {
+        anyhow::bail!(
+            "--join needs --peers with the current members' ids and peer addresses, so this member can answer the leader"
+        );
+    };
+    let peers = replicated::parse_peers(peers).map_err(|e| anyhow::anyhow!("--peers: {e}"))?;
+    Ok(Some(RaftSettings {
+        id,
+        peer_listen,
+        peers,
+        join: args.join,
+        snapshot_threshold: args.snapshot_threshold,
+    }))
+}
+
 pub async fn run(args: ServerArgs) -> Result<()> {
     init_logging();
     let config = ServerConfig {
+        raft: raft_settings(&args)?,
         data_dir: args.data_dir,
         listen: args.listen,
         history_limit: args.history_limit,
@@ -81,16 +136,22 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(serve(
         config,
-        move |addr| {
-            eprintln!("drover server listening on http://{addr}");
-            let _ = ready_tx.send(addr);
+        move |ready: Ready| {
+            match ready.peer_addr {
+                Some(peer) => eprintln!(
+                    "drover server listening on http://{} (raft peers on {peer})",
+                    ready.addr
+                ),
+                None => eprintln!("drover server listening on http://{}", ready.addr),
+            }
+            let _ = ready_tx.send(ready);
         },
         async move {
             shutdown_signal().await;
             let _ = stop_tx.send(true);
         },
     ));
-    if let Ok(addr) = ready_rx.await {
+    if let Ok(ready) = ready_rx.await {
         let controllers = (!args.no_controllers).then(|| ControllerConfig {
             node_lifecycle: NodeLifecycleConfig {
                 grace: args.node_monitor_grace_period,
@@ -98,18 +159,25 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             },
             ..ControllerConfig::default()
         });
-        spawn_leader_work(addr, stop_rx, controllers, !args.no_scheduler);
+        spawn_leader_work(
+            ready.addr,
+            stop_rx,
+            ready.leader,
+            controllers,
+            !args.no_scheduler,
+        );
     }
     server.await??;
     Ok(())
 }
 
-/// Connects a client to the API that just started and runs the leader-only
-/// work (controllers, scheduler) until `stop` turns true. A single server is
-/// always the leader.
+/// Runs the leader-only work (controllers, scheduler) against the API at
+/// `addr` whenever `leader` is true, stopping it when leadership moves away,
+/// until `stop` turns true. A single server is always the leader.
 pub fn spawn_leader_work(
     addr: SocketAddr,
-    stop: tokio::sync::watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+    mut leader: watch::Receiver<bool>,
     controllers: Option<ControllerConfig>,
     scheduler: bool,
 ) {
@@ -122,19 +190,51 @@ pub fn spawn_leader_work(
                 return;
             }
         };
-        let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        if scheduler {
-            let config = drover_scheduler::SchedulerConfig::default();
-            tokio::spawn(drover_scheduler::run(
-                client.clone(),
-                config,
-                stopped(stop.clone()),
-            ));
-        }
-        if let Some(config) = controllers {
-            drover_control_plane::controllers::run_controllers(client, config, stopped(stop)).await;
+        loop {
+            tokio::select! {
+                r = leader.wait_for(|l| *l) => if r.is_err() { return },
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            tracing::info!("leading: controllers and scheduler start");
+            let sched = scheduler.then(|| {
+                tokio::spawn(drover_scheduler::run(
+                    client.clone(),
+                    drover_scheduler::SchedulerConfig::default(),
+                    ended(leader.clone(), stop.clone()),
+                ))
+            });
+            if let Some(config) = controllers.clone() {
+                drover_control_plane::controllers::run_controllers(
+                    client.clone(),
+                    config,
+                    ended(leader.clone(), stop.clone()),
+                )
+                .await;
+            }
+            if let Some(s) = sched {
+                let _ = s.await;
+            } else if controllers.is_none() {
+                ended(leader.clone(), stop.clone()).await;
+            }
+            if *stop.borrow() {
+                return;
+            }
+            tracing::info!("no longer leading: controllers and scheduler stopped");
         }
     });
+}
+
+/// Resolves when this server stops leading or stops altogether. A closed
+/// leadership channel means leadership can no longer change (a single
+/// server), not that it ended.
+async fn ended(mut leader: watch::Receiver<bool>, mut stop: watch::Receiver<bool>) {
+    let lost = async move {
+        if leader.wait_for(|l| !*l).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        _ = lost => {}
+        _ = stop.wait_for(|s| *s) => {}
+    }
 }

@@ -116,6 +116,15 @@ impl ApiCore {
         ApiCore { store }
     }
 
+    /// Makes the next local read linearizable (a Raft ReadIndex round on a
+    /// replicated member) unless the client accepts a `stale` one.
+    pub async fn read_barrier(&self, stale: bool) -> Result<(), ApiError> {
+        if stale {
+            return Ok(());
+        }
+        Ok(self.store.read_barrier().await?)
+    }
+
     /// Creates an object; returns it as stored and warnings for the client.
     pub async fn create(
         &self,

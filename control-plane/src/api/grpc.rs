@@ -51,6 +51,7 @@ impl pb::api_server::Api for ApiCore {
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::ObjectReply>, Status> {
         let req = req.into_inner();
         let kind = parse_kind(&req.kind)?;
+        self.read_barrier(req.stale).await?;
         let obj = ApiCore::get(self, kind, &req.namespace, &req.name)?;
         Ok(Response::new(pb::ObjectReply {
             object: obj.to_json(),
@@ -61,6 +62,7 @@ impl pb::api_server::Api for ApiCore {
     async fn list(&self, req: Request<pb::ListRequest>) -> Result<Response<pb::ListReply>, Status> {
         let req = req.into_inner();
         let kind = parse_kind(&req.kind)?;
+        self.read_barrier(req.stale).await?;
         let (items, rv) = ApiCore::list(
             self,
             kind,

@@ -24,6 +24,7 @@ pub fn router(core: ApiCore) -> Router {
         .route("/livez", get(|| async { "ok" }))
         .route("/version", get(version))
         .route("/metrics", get(metrics_text))
+        .route("/cluster/status", get(super::cluster::status_json))
         .route("/api/{*rest}", any(core_group))
         .route("/apis/{*rest}", any(named_group))
         .with_state(core)
@@ -192,6 +193,11 @@ async fn dispatch(
     let qs = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
     let ns = target.namespace.clone().unwrap_or_default();
     let json_ok = |code: StatusCode, o: &Object| (code, axum::Json(o.to_value())).into_response();
+    if method == Method::GET
+        && let Err(e) = core.read_barrier(qs("consistency") == "stale").await
+    {
+        return error_response(e);
+    }
     match (&method, &target.name) {
         (&Method::GET, None) if matches!(qs("watch"), "true" | "1") => {
             let since = match qs("resourceVersion") {

@@ -2,6 +2,7 @@
 //! Kubernetes-style JSON/HTTP gateway (`http`) on the same port, plus
 //! Prometheus metrics.
 
+pub mod cluster;
 pub mod core;
 pub mod grpc;
 pub mod http;

@@ -1,6 +1,6 @@
 //! The on-disk layout in one sled tree (so a batch is atomic):
 //! `o/{key}` → object JSON, `h/{revision:be64}` → change JSON (the watch
-//! history), `m/revision` and `m/compacted` → be64.
+//! history), `m/revision`, `m/compacted` and (replicated) `m/applied` → be64.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -15,6 +15,8 @@ use crate::state::{Change, ChangeType, StateMachine};
 
 const REVISION: &[u8] = b"m/revision";
 const COMPACTED: &[u8] = b"m/compacted";
+/// Raft mode only: the log index the stored state reflects.
+const APPLIED: &[u8] = b"m/applied";
 
 #[derive(Serialize, Deserialize)]
 struct StoredChange {
@@ -38,7 +40,7 @@ fn be64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.try_into().ok()?))
 }
 
-pub(super) fn open(
+pub(crate) fn open(
     data_dir: &Path,
     history_limit: usize,
 ) -> Result<(sled::Db, sled::Tree, StateMachine), OpenError> {
@@ -71,7 +73,7 @@ pub(super) fn open(
 }
 
 /// Rebuilds the state machine from the tree.
-fn load(tree: &sled::Tree, history_limit: usize) -> Result<StateMachine, String> {
+pub(crate) fn load(tree: &sled::Tree, history_limit: usize) -> Result<StateMachine, String> {
     let mut state = StateMachine::new(history_limit);
     for item in tree.scan_prefix(b"o/") {
         let (k, v) = item.map_err(|e| e.to_string())?;
@@ -155,7 +157,8 @@ impl Writer {
             changes.append(&mut c);
         }
         if !changes.is_empty()
-            && let Err(e) = self.persist(&state, &changes)
+            && let Err(e) =
+                persist(&self.tree, &state, &changes, None).and_then(|()| sync(&self.db))
         {
             // Nothing of this batch is durable: drop it from memory too.
             tracing::error!(error = %e, "store write failed; reloading state from disk");
@@ -186,40 +189,84 @@ impl Writer {
             let _ = self.events.send(c);
         }
     }
+}
 
-    fn persist(&self, state: &StateMachine, changes: &[Arc<Change>]) -> Result<(), String> {
-        let mut b = sled::Batch::default();
-        for c in changes {
-            let okey = format!("o/{}", c.key);
-            match c.type_ {
-                ChangeType::Deleted => b.remove(okey.as_bytes()),
-                _ => b.insert(okey.as_bytes(), c.object.to_json()),
-            }
-            let stored = StoredChange {
-                revision: c.revision,
-                type_: c.type_.as_str().into(),
-                kind: c.kind,
-                key: c.key.clone(),
-                object: (*c.object).clone(),
-                prev: c.prev.as_deref().cloned(),
-            };
-            b.insert(
-                history_key(c.revision),
-                serde_json::to_vec(&stored).map_err(|e| e.to_string())?,
-            );
+/// Stages `changes` (and the history compaction and revision they imply) in
+/// one atomic sled batch; `applied` records the Raft index they came from.
+/// Not durable until [`sync`].
+pub(crate) fn persist(
+    tree: &sled::Tree,
+    state: &StateMachine,
+    changes: &[Arc<Change>],
+    applied: Option<u64>,
+) -> Result<(), String> {
+    let mut b = sled::Batch::default();
+    for c in changes {
+        let okey = format!("o/{}", c.key);
+        match c.type_ {
+            ChangeType::Deleted => b.remove(okey.as_bytes()),
+            _ => b.insert(okey.as_bytes(), c.object.to_json()),
         }
+        let stored = StoredChange {
+            revision: c.revision,
+            type_: c.type_.as_str().into(),
+            kind: c.kind,
+            key: c.key.clone(),
+            object: (*c.object).clone(),
+            prev: c.prev.as_deref().cloned(),
+        };
+        b.insert(
+            history_key(c.revision),
+            serde_json::to_vec(&stored).map_err(|e| e.to_string())?,
+        );
+    }
+    if !changes.is_empty() {
         // Persisted history keeps what memory keeps: drop what was compacted.
         let compacted = state.compacted();
-        for item in self.tree.range(history_key(0)..=history_key(compacted)) {
+        for item in tree.range(history_key(0)..=history_key(compacted)) {
             let (k, _) = item.map_err(|e| e.to_string())?;
             b.remove(k);
         }
         b.insert(REVISION, &state.revision().to_be_bytes());
         b.insert(COMPACTED, &compacted.to_be_bytes());
-        self.tree.apply_batch(b).map_err(|e| e.to_string())?;
-        let sync = Instant::now();
-        self.db.flush().map_err(|e| e.to_string())?;
-        metrics::histogram!("drover_store_fsync_seconds").record(elapsed_seconds(sync));
-        Ok(())
     }
+    if let Some(index) = applied {
+        b.insert(APPLIED, &index.to_be_bytes());
+    }
+    tree.apply_batch(b).map_err(|e| e.to_string())
+}
+
+/// Makes everything staged so far durable (one fsync).
+pub(crate) fn sync(db: &sled::Db) -> Result<(), String> {
+    let start = Instant::now();
+    db.flush().map_err(|e| e.to_string())?;
+    metrics::histogram!("drover_store_fsync_seconds").record(elapsed_seconds(start));
+    Ok(())
+}
+
+/// The Raft index the stored state reflects (0: none, or a local store).
+pub(crate) fn applied_index(tree: &sled::Tree) -> Result<u64, String> {
+    match tree.get(APPLIED).map_err(|e| e.to_string())? {
+        None => Ok(0),
+        Some(v) => be64(&v).ok_or_else(|| "m/applied is not 8 bytes".to_string()),
+    }
+}
+
+/// Replaces everything stored with `state` (a Raft snapshot at `applied`) and syncs.
+pub(crate) fn replace_all(
+    db: &sled::Db,
+    tree: &sled::Tree,
+    state: &StateMachine,
+    applied: u64,
+) -> Result<(), String> {
+    tree.clear().map_err(|e| e.to_string())?;
+    let mut b = sled::Batch::default();
+    for (key, o) in state.objects() {
+        b.insert(format!("o/{key}").as_bytes(), o.to_json());
+    }
+    b.insert(REVISION, &state.revision().to_be_bytes());
+    b.insert(COMPACTED, &state.compacted().to_be_bytes());
+    b.insert(APPLIED, &applied.to_be_bytes());
+    tree.apply_batch(b).map_err(|e| e.to_string())?;
+    sync(db)
 }

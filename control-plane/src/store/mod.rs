@@ -1,10 +1,11 @@
 //! The durable store: the state machine in memory, every change persisted to
 //! sled and fsync'd before it is acknowledged or shown to a watcher. Writes
 //! go through one writer thread that applies queued commands as a batch and
-//! syncs once per batch (group commit). This writer is the local proposer;
-//! Raft replication replaces it with "commit through the log, then apply".
+//! syncs once per batch (group commit). This writer is the local proposer of
+//! a single-member server; with `--peers` the [`Replicator`] proposes through
+//! Raft instead and every member applies in log order (`crate::replicated`).
 
-mod disk;
+pub(crate) mod disk;
 pub mod watch;
 
 use std::path::Path;
@@ -16,6 +17,7 @@ use drover_proto::{Kind, Object};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::command::{ApplyError, Command};
+use crate::replicated::Replicator;
 use crate::state::{Change, StateMachine};
 pub use watch::{WatchFilter, WatchItem};
 
@@ -48,11 +50,19 @@ struct Proposal {
     reply: oneshot::Sender<Result<Arc<Object>, StoreError>>,
 }
 
+/// Who turns a command into a durable, applied change.
+enum Writes {
+    /// Single member: the local writer thread (group commit, fsync per batch).
+    Local(mpsc::Sender<Proposal>),
+    /// A member of a replicated cluster: through the Raft log.
+    Replicated(Replicator),
+}
+
 /// The control plane's state, shared by the API handlers.
 pub struct Store {
     state: Arc<RwLock<StateMachine>>,
     events: broadcast::Sender<Arc<Change>>,
-    proposals: mpsc::Sender<Proposal>,
+    writes: Writes,
     db: sled::Db,
 }
 
@@ -81,20 +91,57 @@ impl Store {
         Ok(Arc::new(Store {
             state,
             events,
-            proposals: tx,
+            writes: Writes::Local(tx),
             db,
         }))
     }
 
+    /// A store whose writes go through Raft; `state` and `events` are the
+    /// ones the replicated state machine applies to.
+    pub(crate) fn replicated(
+        state: Arc<RwLock<StateMachine>>,
+        events: broadcast::Sender<Arc<Change>>,
+        db: sled::Db,
+        replicator: Replicator,
+    ) -> Arc<Store> {
+        Arc::new(Store {
+            state,
+            events,
+            writes: Writes::Replicated(replicator),
+            db,
+        })
+    }
+
+    /// The Raft side of a replicated store (None for a single member).
+    pub fn replicator(&self) -> Option<&Replicator> {
+        match &self.writes {
+            Writes::Local(_) => None,
+            Writes::Replicated(r) => Some(r),
+        }
+    }
+
     /// Applies a command durably and returns the resulting object.
     pub async fn propose(&self, command: Command) -> Result<Arc<Object>, StoreError> {
+        let proposals = match &self.writes {
+            Writes::Local(p) => p,
+            Writes::Replicated(r) => return r.propose(&command).await,
+        };
         let (reply, rx) = oneshot::channel();
-        self.proposals
+        proposals
             .send(Proposal { command, reply })
             .await
             .map_err(|_| StoreError::Unavailable("the store writer has stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Unavailable("the store writer has stopped".into()))?
+    }
+
+    /// Waits until local reads are linearizable: a no-op for a single member,
+    /// a Raft ReadIndex round otherwise.
+    pub async fn read_barrier(&self) -> Result<(), StoreError> {
+        match &self.writes {
+            Writes::Local(_) => Ok(()),
+            Writes::Replicated(r) => r.read_barrier().await,
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, StateMachine> {
@@ -133,6 +180,12 @@ impl Store {
             state.list(kind, namespace, labels, fields),
             state.revision(),
         )
+    }
+
+    /// Every applied change as it happens, all kinds (the feed watches and
+    /// the dashboard follow).
+    pub fn changes(&self) -> broadcast::Receiver<Arc<Change>> {
+        self.events.subscribe()
     }
 
     /// Starts a watch: the backlog after `since` (None: from now) and a live feed.

@@ -94,6 +94,25 @@ impl Watch {
             let change = match self.backlog.pop_front() {
                 Some(c) => c,
                 None => match self.live.recv().await {
+                    // Revisions are consecutive; a jump means the state was
+                    // replaced (a replicated member restored from a snapshot):
+                    // resume from the history, or tell the watcher to relist.
+                    Ok(c) if c.revision > self.last + 1 => {
+                        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+                        match state.changes_since(self.last) {
+                            Ok(b) if b.first().is_some_and(|f| f.revision == self.last + 1) => {
+                                self.backlog = b.into();
+                                continue;
+                            }
+                            Ok(_) => {
+                                return Some(Err(TooOld {
+                                    requested: self.last,
+                                    oldest: state.compacted().max(self.last + 1),
+                                }));
+                            }
+                            Err(e) => return Some(Err(e)),
+                        }
+                    }
                     Ok(c) => c,
                     Err(broadcast::error::RecvError::Closed) => return None,
                     Err(broadcast::error::RecvError::Lagged(_)) => {

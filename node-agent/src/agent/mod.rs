@@ -19,6 +19,7 @@ pub mod probe;
 pub mod queue;
 pub mod real;
 pub mod runner;
+pub mod vm_runner;
 pub mod worker;
 
 /// The condition types and reasons the agent writes, with Kubernetes' names.

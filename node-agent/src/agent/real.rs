@@ -21,6 +21,7 @@ use super::node::node_object;
 use super::runner::Runner;
 use super::worker::{self, Msg, Shared};
 use crate::image::{ImageError, ImageStore, PullOptions};
+use crate::runtime::vm::engine::{ENGINE_LABEL, EngineChoice};
 use crate::shim::{ShimHandle, ShimLauncher};
 
 /// How the agent runs.
@@ -52,6 +53,11 @@ pub struct AgentConfig {
     pub node_ip: Option<std::net::Ipv4Addr>,
     /// The cluster's pod range (None: 10.88.0.0/16, the control plane's).
     pub cluster_cidr: Option<String>,
+    /// `--vm-engine`: which engine runs VM pods.
+    pub vm_engine: EngineChoice,
+    /// `--vm-kernel`: the guest kernel (default: $DROVER_VM_KERNEL, then
+    /// the `drover vm install-kernel` location).
+    pub vm_kernel: Option<PathBuf>,
 }
 
 /// The agent could not start.
@@ -120,6 +126,32 @@ pub async fn run(
     if let Some(ip) = cfg.node_ip {
         super::cluster_network::set_internal_ip(&mut facts.addresses, ip);
     }
+    let monitor = std::iter::once(cfg.shim_exe.display().to_string())
+        .chain(
+            cfg.shim_args
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned()),
+        )
+        .collect();
+    let vm = match crate::runtime::vm::host::detect(
+        cfg.vm_engine,
+        cfg.vm_kernel.as_deref(),
+        &cfg.data_dir,
+        monitor,
+    ) {
+        Ok((host, why)) => {
+            tracing::info!("VM pods: {why}");
+            facts.runtimes.push("vm".into());
+            facts
+                .labels
+                .insert(ENGINE_LABEL.into(), host.engine.name().into());
+            Some(Arc::new(host))
+        }
+        Err(why) => {
+            tracing::info!("VM pods unavailable on this node: {why}");
+            None
+        }
+    };
     let host_ip = facts
         .addresses
         .first()
@@ -127,6 +159,9 @@ pub async fn run(
         .unwrap_or_default();
     let mut node = node_object(&facts, chrono::Utc::now());
     node.spec.pod_cidr = cfg.pod_cidr.clone();
+    if let (Some(status), Some(vm)) = (node.status.as_mut(), &vm) {
+        status.vm_engine = Some(vm.engine.kind().to_string());
+    }
     let registered = heartbeat::register(&client, &node).await?;
     let serving = crate::network::services::Serving::default();
     let network = match &cfg.bridge {
@@ -164,6 +199,7 @@ pub async fn run(
             launcher: Arc::new(launcher),
             pull: cfg.pull.clone(),
             network,
+            vm,
         }),
         backoff: cfg.backoff,
         host_ip,
@@ -304,6 +340,14 @@ pub fn teardown(data_dir: &Path, bridge: Option<&str>) {
         if let Some(uid) = entry.file_name().to_str() {
             let _ = worker::remove_pod_files(&layout, uid, "", "");
             remove_logs_of(data_dir, uid);
+            // A VM pod's tap is persistent: it outlives its monitor.
+            let tap = crate::network::PodNetwork::tap_name(uid);
+            if std::path::Path::new("/sys/class/net").join(&tap).exists() {
+                let _ = std::process::Command::new("ip")
+                    .args(["link", "del", &tap])
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
         }
     }
     for ns in std::fs::read_dir(data_dir.join("network/netns"))

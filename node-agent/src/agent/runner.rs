@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use drover_proto::Resource;
 use drover_proto::types::Pod;
-use drover_proto::types::pod::{Container, PullPolicy as PodPullPolicy};
+use drover_proto::types::pod::{Container, PullPolicy as PodPullPolicy, Runtime};
 use oci_spec::runtime::Capability;
 
 use super::events::{EventSink, EventType, reason as event};
@@ -19,6 +19,7 @@ use crate::network::PodNetwork;
 use crate::runtime::container::bundle::{self, ContainerRequest};
 use crate::runtime::container::spec::process_from_image;
 use crate::runtime::container::{ContainerSpec, NetworkMode, Resources, user};
+use crate::runtime::vm::prepare::VmHost;
 use crate::shim::{ShimHandle, ShimLauncher};
 
 /// Log files kept per container run, the live one included.
@@ -37,6 +38,8 @@ pub struct Runner {
     pub pull: PullOptions,
     /// The node's pod network (None: loopback-only namespaces).
     pub network: Option<Arc<PodNetwork>>,
+    /// How this node runs VM pods (None: it offers no `vm` runtime).
+    pub vm: Option<Arc<VmHost>>,
 }
 
 /// Why a start failed before anything ran.
@@ -50,7 +53,7 @@ pub struct StartFailure {
     pub pull: bool,
 }
 
-fn failure(reason: &str, message: impl ToString) -> StartFailure {
+pub(super) fn failure(reason: &str, message: impl ToString) -> StartFailure {
     StartFailure {
         reason: reason.to_string(),
         message: message.to_string(),
@@ -230,6 +233,9 @@ impl Runner {
             format!("Container image {:?} already present on machine", c.image)
         };
         say(EventType::Normal, event::PULLED, pulled);
+        if pod.spec.runtime == Runtime::Vm {
+            return super::vm_runner::start(self, pod, &c, image, attempt).await;
+        }
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         // The pod's sandbox: every container joins the same namespace.
         let network = match &self.network {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use drover_proto::client::{Client, ClientError, DeleteOptions};
 use drover_proto::types::Pod;
-use drover_proto::types::pod::PodStatus;
+use drover_proto::types::pod::{PodStatus, Runtime};
 use drover_proto::{Kind, Resource};
 use tokio::sync::mpsc;
 
@@ -22,6 +22,7 @@ use super::informer::{self, PodCache};
 use super::layout;
 use super::lifecycle::{Backoff, Effect, Exit, Machine, Observation, State};
 use super::pod_status::{PodFacts, pod_status};
+use super::probe::action::ProbeTarget;
 use super::probe::prober::{Decision, Outcome, ProbeKind};
 use super::probe::{Probes, netns_of};
 use super::runner::{Runner, StartFailure};
@@ -353,8 +354,22 @@ impl Worker {
         let c = &self.pod.spec.containers[index];
         let id = layout::container_id(&self.uid, &c.name, attempt);
         let exec = self.shared.exec_target(id);
+        // A VM is probed from the node at its pod IP (its loopback is the
+        // guest's own); a container at 127.0.0.1 inside its namespace.
+        let vm_ip = (self.pod.spec.runtime == Runtime::Vm)
+            .then(|| self.shared.runner.network.as_ref()?.ip_of(&self.uid))
+            .flatten();
+        let (netns, host) = match vm_ip {
+            Some(ip) => (None, ip.to_string()),
+            None => (netns_of(pid), "127.0.0.1".to_string()),
+        };
+        let target = ProbeTarget {
+            netns,
+            default_host: host,
+            exec: Some(exec),
+        };
         self.probes
-            .started(index, attempt, c, started_at_ms, netns_of(pid), exec);
+            .started(index, attempt, c, started_at_ms, target);
     }
 
     /// Starts the probes that are due, each on a blocking thread.

@@ -123,6 +123,24 @@ pub async fn delete(h: &Handle, name: &str) -> Result<(), LinkError> {
     Ok(())
 }
 
+/// Puts existing link `name` on the bridge and brings it up.
+pub async fn enslave(h: &Handle, name: &str, bridge_index: u32) -> Result<(), LinkError> {
+    let index = index_of(h, name).await.ok_or_else(|| LinkError {
+        what: format!("link {name}"),
+        source: std::io::Error::other("not found"),
+    })?;
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(index)
+                .controller(bridge_index)
+                .up()
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(fail(format!("attaching {name} to the bridge")))
+}
+
 /// Creates veth `host` ↔ `peer`, puts `host` on the bridge and up, and moves
 /// `peer` into the namespace `ns`.
 pub async fn plug_veth(

@@ -13,6 +13,7 @@ pub mod netns;
 pub mod nft;
 pub mod routes;
 pub mod services;
+pub mod tap;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -38,8 +39,25 @@ pub struct PodAttachment {
     pub gateway: Ipv4Addr,
 }
 
+/// What a VM pod got: a tap on the bridge and the address its guest
+/// configures on eth0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapAttachment {
+    pub tap: String,
+    /// Locally administered, derived from the address.
+    pub mac: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
+    #[error("tap device {name}: {source}")]
+    Tap {
+        name: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Link(#[from] LinkError),
     #[error(transparent)]
@@ -115,6 +133,34 @@ impl PodNetwork {
         (format!("dv{id}"), format!("dp{id}"))
     }
 
+    /// The tap of a VM pod (≤ 15 characters, from its uid).
+    pub fn tap_name(uid: &str) -> String {
+        let (host, _) = Self::veth_names(uid);
+        format!("tap{}", &host[2..])
+    }
+
+    /// Gives VM pod `uid` its address and a tap on the bridge (idempotent).
+    pub async fn attach_tap(&self, uid: &str) -> Result<TapAttachment, NetworkError> {
+        let ip = self.ipam.allocate(uid)?;
+        let tap = Self::tap_name(uid);
+        tap::create(&tap).map_err(|source| NetworkError::Tap {
+            name: tap.clone(),
+            source,
+        })?;
+        let h = link::connect()?;
+        let bridge =
+            link::ensure_bridge(&h, &self.bridge, self.cidr.gateway(), self.cidr.prefix).await?;
+        link::enslave(&h, &tap, bridge).await?;
+        let [a, b, c, d] = ip.octets();
+        Ok(TapAttachment {
+            tap,
+            mac: format!("02:d0:{a:02x}:{b:02x}:{c:02x}:{d:02x}"),
+            ip,
+            prefix: self.cidr.prefix,
+            gateway: self.cidr.gateway(),
+        })
+    }
+
     /// The pod's address, if it has one.
     pub fn ip_of(&self, uid: &str) -> Option<Ipv4Addr> {
         self.ipam.lookup(uid)
@@ -155,6 +201,7 @@ impl PodNetwork {
         let (host, _) = Self::veth_names(uid);
         if let Ok(h) = link::connect() {
             link::delete(&h, &host).await?;
+            link::delete(&h, &Self::tap_name(uid)).await?;
         }
         let path = self.netns_path(uid);
         netns::remove(&path).map_err(|source| NetworkError::Netns { path, source })?;

@@ -1,3 +1,4 @@
 //! Runtimes that execute pods on this node.
 
 pub mod container;
+pub mod vm;

@@ -167,7 +167,7 @@ pub fn read_log(path: &Path, max_files: u32) -> io::Result<Vec<LogRecord>> {
     Ok(out)
 }
 
-fn timestamp() -> String {
+pub(crate) fn timestamp() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 

@@ -9,6 +9,7 @@ pub mod exec;
 pub mod logs;
 pub mod state;
 pub mod supervisor;
+pub mod vm;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -62,10 +63,14 @@ fn parse_args(args: &[OsString]) -> Result<ShimArgs, String> {
 /// The shim's entry point; `drover` calls it for its hidden `shim`
 /// subcommand with the arguments after it:
 /// `(--state-dir DIR | --standby) [--ready-fd N] [--daemonize]`.
-/// `exec …` runs the exec helper instead ([`exec::exec_main`]).
+/// `exec …` runs the exec helper instead ([`exec::exec_main`]); `vmm …`
+/// the kvm engine's VM monitor ([`crate::runtime::vm::monitor`]).
 pub fn shim_main(args: Vec<OsString>) -> ExitCode {
     if args.first().is_some_and(|a| a == "exec") {
         return exec::exec_main(&args[1..]);
+    }
+    if args.first().is_some_and(|a| a == "vmm") {
+        return crate::runtime::vm::monitor::monitor_main(&args[1..]);
     }
     let args = match parse_args(&args) {
         Ok(a) => a,

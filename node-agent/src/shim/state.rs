@@ -40,6 +40,19 @@ pub struct ShimConfig {
     pub cgroups_path: PathBuf,
     /// Grace period for a stop that gives none (SIGTERM to the shim), in ms.
     pub default_grace_ms: u64,
+    /// A VM pod: the engine process to run instead of a container.
+    #[serde(default)]
+    pub vm: Option<VmProcess>,
+}
+
+/// The monitor process of a VM pod: its serial console is on its stdio.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmProcess {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// The monitor's cgroup limits (its cgroup is `cgroups_path`).
+    #[serde(default)]
+    pub limits: Option<crate::runtime::vm::cgroup::MonitorLimits>,
 }
 
 /// Lifecycle of the container as the shim sees it.

@@ -21,6 +21,7 @@ use nix::unistd::{Pid, pipe2};
 use super::control::{self, Request};
 use super::logs::{self, RotatingLog};
 use super::state::{self, ShimConfig, ShimState, Status};
+use super::vm::{self, Console};
 use crate::runtime::container::{ContainerRuntime, LibcontainerRuntime, Stdio, cgroup, rootfs};
 
 /// Why the shim could not do its job (written to its own log).
@@ -39,6 +40,8 @@ pub enum ShimError {
 
 struct Shared {
     state_dir: PathBuf,
+    /// A VM pod's console (soft stops go there instead of SIGTERM).
+    console: Option<Arc<Console>>,
     state: Mutex<ShimState>,
     changed: Condvar,
     waiters: AtomicUsize,
@@ -110,8 +113,10 @@ pub fn run(state_dir: &Path, ready: Option<OwnedFd>) -> Result<i32, ShimError> {
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     }
+    let console = config.vm.as_ref().map(|_| Arc::new(Console::default()));
     let shared = Arc::new(Shared {
         state_dir: state_dir.to_path_buf(),
+        console: console.clone(),
         state: Mutex::new(ShimState::creating(std::process::id() as i32)),
         changed: Condvar::new(),
         waiters: AtomicUsize::new(0),
@@ -119,7 +124,10 @@ pub fn run(state_dir: &Path, ready: Option<OwnedFd>) -> Result<i32, ShimError> {
     shared.update(|_| {});
 
     let runtime = LibcontainerRuntime::new(&config.runtime_root);
-    let started = start_container(&config, &runtime);
+    let started = match (&config.vm, &console) {
+        (Some(process), Some(console)) => vm::start(&config, process, console),
+        _ => start_container(&config, &runtime),
+    };
     let (pid, pumps) = match started {
         Ok(v) => v,
         Err(reason) => {
@@ -145,16 +153,21 @@ pub fn run(state_dir: &Path, ready: Option<OwnedFd>) -> Result<i32, ShimError> {
         let _ = File::from(fd).write_all(b"1");
     }
 
-    let (exit_code, signal) = reap(pid);
+    let (mut exit_code, mut signal) = reap(pid);
     let oom_killed = cgroup::oom_kill_count(&config.cgroups_path).unwrap_or(0) > 0;
     cleanup(&config, &runtime);
     for p in pumps {
         let _ = p.join();
     }
+    let mut error = None;
+    if let Some(console) = &console {
+        (exit_code, signal, error) = console.outcome((exit_code, signal));
+    }
     shared.update(|s| {
         s.status = Status::Exited;
         s.exit_code = Some(exit_code);
         s.signal = signal;
+        s.error = error;
         s.oom_killed = oom_killed;
         s.finished_at_ms = Some(state::now_ms());
     });
@@ -230,6 +243,13 @@ fn reap(pid: Pid) -> (i32, Option<i32>) {
 }
 
 fn cleanup(config: &ShimConfig, runtime: &LibcontainerRuntime) {
+    if config.vm.is_some() {
+        // A monitor leaves its cgroup (empty now) and its run dir.
+        if !config.cgroups_path.as_os_str().is_empty() {
+            crate::runtime::vm::cgroup::remove(&config.cgroups_path);
+        }
+        return;
+    }
     if let Err(e) = runtime.delete(&config.container_id) {
         eprintln!("drover-shim: {e}");
     }
@@ -249,7 +269,11 @@ fn stop(shared: &Arc<Shared>, pid: Pid, grace: Duration) {
         if shared.lock().status == Status::Exited {
             return;
         }
-        let _ = signal::kill(pid, Signal::SIGTERM);
+        // A VM's init hears the stop on its console and SIGTERMs the
+        // workload; a container's init gets SIGTERM.
+        if !shared.console.as_ref().is_some_and(|c| c.request_stop()) {
+            let _ = signal::kill(pid, Signal::SIGTERM);
+        }
         if shared.wait_exited(Some(grace)).status != Status::Exited {
             let _ = signal::kill(pid, Signal::SIGKILL);
         }

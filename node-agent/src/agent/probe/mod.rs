@@ -12,7 +12,6 @@ use drover_proto::types::pod::{Container, Probe};
 
 use self::action::ProbeTarget;
 use self::prober::{Decision, Outcome, ProbeKind, Prober};
-use crate::agent::exec::ExecTarget;
 
 /// A probe to run now.
 #[derive(Clone, Debug)]
@@ -74,19 +73,14 @@ impl Probes {
         attempt: i32,
         container: &Container,
         started_at_ms: u64,
-        netns: Option<PathBuf>,
-        exec: ExecTarget,
+        target: ProbeTarget,
     ) {
         if let Some(slot) = self.running.get_mut(index) {
             *slot = Some(Running {
                 attempt,
                 container: container.clone(),
                 prober: Prober::new(container, started_at_ms),
-                target: ProbeTarget {
-                    netns,
-                    default_host: "127.0.0.1".into(),
-                    exec: Some(exec),
-                },
+                target,
             });
         }
     }

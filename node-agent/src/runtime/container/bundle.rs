@@ -126,6 +126,7 @@ pub fn prepare(dir: &ContainerDir, req: &ContainerRequest) -> Result<ShimConfig,
         log_max_files: req.log_max_files,
         cgroups_path: spec.cgroups_path.clone(),
         default_grace_ms: u64::try_from(req.default_grace.as_millis()).unwrap_or(u64::MAX),
+        vm: None,
     })
 }
 
