@@ -9,8 +9,8 @@
 
 mod binary;
 pub mod cluster;
-pub mod control_plane;
 mod cmd;
+pub mod control_plane;
 pub mod faults;
 pub mod history;
 pub mod http;
