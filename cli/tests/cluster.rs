@@ -321,3 +321,106 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+fn web(image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 20\n  minReadySeconds: 2\n  selector:\n    matchLabels: {{app: web}}\n  strategy:\n    type: RollingUpdate\n    rollingUpdate: {{maxSurge: 25%, maxUnavailable: 0}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n      - name: c\n        image: {image}\n"
+    )
+}
+
+/// (pods of web by template hash, ReplicaSets of web with their replicas).
+fn web_state(via: &Server) -> (Vec<(String, String)>, Vec<(String, i64)>) {
+    let pods: Value = serde_json::from_str(&ok(
+        via.drover(&["get", "pods", "-l", "app=web", "-o", "json"])
+    ))
+    .expect("pods json");
+    let pods = pods["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .map(|p| {
+            (
+                p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                p["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let rs: Value =
+        serde_json::from_str(&ok(via.drover(&["get", "rs", "-o", "json"]))).expect("rs json");
+    let rs = rs["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            (
+                r["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                r["spec"]["replicas"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    (pods, rs)
+}
+
+#[test]
+fn a_rollout_interrupted_by_a_leader_kill_finishes_on_the_new_leader() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let ports = free_ports(3);
+    let p = peers(&ports);
+    let mut members: Vec<Server> = (0..3)
+        .map(|i| member(root.path(), i + 1, ports[i], &p, false))
+        .collect();
+    let first = leader(&members[0], &[1, 2, 3], Duration::from_secs(20));
+    // Clients and the hollow nodes talk to a member that stays up.
+    let stay = first as usize % 3;
+    let _agent = common::AgentProcess::start(
+        &members[stay].url,
+        &["--hollow", "--count", "4", "--heartbeat-seconds", "1"],
+        "4 hollow nodes registered",
+        Duration::from_secs(60),
+    );
+    let via = &members[stay];
+    ok(via.drover_stdin(&["apply", "-f", "-"], Some(&web("example/busybox:1"))));
+    ok(via.drover(&["rollout", "status", "deploy/web", "--timeout", "90s"]));
+    ok(via.drover_stdin(&["apply", "-f", "-"], Some(&web("example/busybox:2"))));
+    // Mid-rollout: some new pods exist, old ones still serve.
+    eventually("the rollout has started", Duration::from_secs(30), || {
+        let (pods, _) = web_state(via);
+        let new = pods
+            .iter()
+            .filter(|(_, i)| i == "example/busybox:2")
+            .count();
+        new > 0 && new < 20
+    });
+    members[first as usize - 1].kill9();
+    let survivors: Vec<u64> = (1..=3).filter(|i| *i != first).collect();
+    let second = leader(&members[stay], &survivors, Duration::from_secs(20));
+    assert_ne!(second, first);
+    // The new leader's controllers finish it: exactly 20 pods, all new.
+    ok(members[stay].drover(&["rollout", "status", "deploy/web", "--timeout", "120s"]));
+    eventually("old pods are gone", Duration::from_secs(30), || {
+        let (pods, _) = web_state(&members[stay]);
+        pods.len() == 20 && pods.iter().all(|(_, i)| i == "example/busybox:2")
+    });
+    let (pods, rs) = web_state(&members[stay]);
+    let mut names: Vec<_> = pods.iter().map(|(n, _)| n.clone()).collect();
+    names.dedup();
+    assert_eq!(names.len(), 20, "no duplicate pods: {pods:?}");
+    assert_eq!(rs.len(), 2, "{rs:?}");
+    assert_eq!(
+        rs.iter().map(|(_, r)| r).sum::<i64>(),
+        20,
+        "old set scaled to 0: {rs:?}"
+    );
+}
