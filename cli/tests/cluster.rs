@@ -328,8 +328,13 @@ fn web(image: &str) -> String {
     )
 }
 
-/// (pods of web by template hash, ReplicaSets of web with their replicas).
-fn web_state(via: &Server) -> (Vec<(String, String)>, Vec<(String, i64)>) {
+/// (name, image) of each live pod of web.
+type PodImages = Vec<(String, String)>;
+/// (name, replicas) of each ReplicaSet.
+type SetSizes = Vec<(String, i64)>;
+
+/// The pods of web with their images, and the ReplicaSets with their replicas.
+fn web_state(via: &Server) -> (PodImages, SetSizes) {
     let pods: Value = serde_json::from_str(&ok(
         via.drover(&["get", "pods", "-l", "app=web", "-o", "json"])
     ))

@@ -201,3 +201,32 @@ fn rollout_status_fails_after_the_progress_deadline() {
     let err = fails(out);
     assert!(err.contains("exceeded its progress deadline"), "{err}");
 }
+
+#[test]
+fn events_older_than_the_ttl_are_deleted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with(dir.path(), &["--event-ttl", "3s"]);
+    let event = |name: &str, seen: chrono::DateTime<chrono::Utc>| {
+        format!(
+            "apiVersion: v1\nkind: Event\nmetadata:\n  name: {name}\ninvolvedObject:\n  kind: Pod\n  name: p\nreason: Tested\nmessage: m\ntype: Normal\ncount: 1\nfirstTimestamp: \"{t}\"\nlastTimestamp: \"{t}\"\n",
+            t = seen.to_rfc3339()
+        )
+    };
+    let now = chrono::Utc::now();
+    ok(server.drover_stdin(
+        &["create", "-f", "-"],
+        Some(&event("stale", now - chrono::Duration::hours(2))),
+    ));
+    ok(server.drover_stdin(&["create", "-f", "-"], Some(&event("fresh", now))));
+    eventually(Duration::from_secs(10), || {
+        let out = ok(server.drover(&["get", "events", "-o", "name"]));
+        (!out.contains("stale")).then_some(())
+    });
+    let out = ok(server.drover(&["get", "events", "-o", "name"]));
+    assert!(out.contains("fresh"), "a fresh event stays: {out}");
+    // After the TTL the fresh one goes too.
+    eventually(Duration::from_secs(15), || {
+        let out = ok(server.drover(&["get", "events", "-o", "name"]));
+        (!out.contains("fresh")).then_some(())
+    });
+}

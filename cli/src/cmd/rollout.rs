@@ -89,8 +89,8 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration> {
         .map_err(|_| anyhow!("invalid duration {s:?}: use e.g. 90s or 5m"))?;
     let secs = match unit {
         "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
         _ => return Err(anyhow!("invalid duration {s:?}: use e.g. 90s or 5m")),
     };
     Ok(Duration::from_secs(secs))

@@ -39,6 +39,10 @@ pub struct ServerArgs {
     /// are evicted, unless their own tolerations say otherwise.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pod_eviction_timeout: Duration,
+    /// Events last seen longer ago than this are deleted (Kubernetes'
+    /// `--event-ttl`).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    event_ttl: Duration,
     /// This member's id in a replicated control plane (1, 2, 3...).
     #[arg(long)]
     id: Option<u64>,
@@ -157,6 +161,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
                 grace: args.node_monitor_grace_period,
                 default_toleration: args.pod_eviction_timeout,
             },
+            event_ttl: args.event_ttl,
             ..ControllerConfig::default()
         });
         spawn_leader_work(

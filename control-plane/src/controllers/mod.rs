@@ -9,6 +9,7 @@ pub mod claim;
 pub mod deployment;
 pub mod endpoints;
 pub mod error;
+pub mod event_ttl;
 pub mod events;
 pub mod expectations;
 pub mod fake;

@@ -25,6 +25,8 @@ pub struct ControllerConfig {
     pub node_workers: usize,
     pub endpoints_workers: usize,
     pub node_lifecycle: NodeLifecycleConfig,
+    /// Events last seen longer ago than this are deleted.
+    pub event_ttl: std::time::Duration,
 }
 
 impl Default for ControllerConfig {
@@ -36,6 +38,7 @@ impl Default for ControllerConfig {
             node_workers: 2,
             endpoints_workers: 5,
             node_lifecycle: NodeLifecycleConfig::default(),
+            event_ttl: super::event_ttl::DEFAULT_TTL,
         }
     }
 }
@@ -186,7 +189,9 @@ pub async fn run_with<A: ControllerApi>(
         _ = &mut shutdown => { tasks.abort_all(); return; }
         _ = synced => {}
     }
-    tracing::info!("controllers started (replicaset, deployment, node-lifecycle, endpoints)");
+    tracing::info!(
+        "controllers started (replicaset, deployment, node-lifecycle, endpoints, event-ttl)"
+    );
     tasks.spawn(run_workers(
         rsc,
         rs_queue.clone(),
@@ -195,6 +200,11 @@ pub async fn run_with<A: ControllerApi>(
     tasks.spawn(run_workers(dc, d_queue.clone(), config.deployment_workers));
     tasks.spawn(run_workers(nlc, n_queue.clone(), config.node_workers));
     tasks.spawn(run_workers(ec, e_queue.clone(), config.endpoints_workers));
+    tasks.spawn(super::event_ttl::run(
+        api.clone(),
+        clock.clone(),
+        config.event_ttl,
+    ));
     shutdown.await;
     rs_queue.shut_down();
     d_queue.shut_down();
