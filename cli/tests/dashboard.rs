@@ -238,16 +238,20 @@ fn every_view_matches_the_api_and_scaling_shows_live() {
         })
         .await;
         screenshot(&b, "events").await;
-        b.goto(&format!("{ui}/events?type=Normal&q=scaled+up"))
+        b.goto(&format!("{ui}/events?type=Normal&q=scaled%20up"))
             .await
             .expect("filtered events");
-        let rows = b
+        wait_text(&b, "#events tbody", "filtered events", |t| {
+            t.contains("ScalingReplicaSet")
+        })
+        .await;
+        for r in b
             .find_all(Locator::Css("#events tbody tr"))
             .await
-            .expect("rows");
-        assert!(!rows.is_empty());
-        for r in rows {
-            assert!(r.text().await.expect("row").contains("ScalingReplicaSet"));
+            .expect("rows")
+        {
+            let t = r.text().await.unwrap_or_default();
+            assert!(t.is_empty() || t.contains("ScalingReplicaSet"), "{t}");
         }
 
         // A pod page, from the workloads table.

@@ -121,6 +121,8 @@ pub struct WebPod {
     pub ip: String,
     pub node: String,
     pub uid: String,
+    /// Deleted, waiting for its node to confirm (or to be forced).
+    pub terminating: bool,
 }
 
 pub fn ready_pods(url: &str) -> Option<Vec<WebPod>> {
@@ -142,6 +144,9 @@ pub fn ready_pods(url: &str) -> Option<Vec<WebPod>> {
                 ip: p.pointer("/status/podIP")?.as_str()?.to_string(),
                 node: p.pointer("/spec/nodeName")?.as_str()?.to_string(),
                 uid: p.pointer("/metadata/uid")?.as_str()?.to_string(),
+                terminating: p
+                    .pointer("/metadata/deletionTimestamp")
+                    .is_some_and(|t| !t.is_null()),
             })
         })
         .collect();
@@ -181,6 +186,11 @@ pub struct Cluster {
 impl Cluster {
     /// `name` keeps the files of tests running at once apart.
     pub fn start(name: &str, manifest: &str) -> Cluster {
+        Cluster::start_with(name, manifest, &[])
+    }
+
+    /// [`Cluster::start`] with extra `drover server` flags.
+    pub fn start_with(name: &str, manifest: &str, server_flags: &[&str]) -> Cluster {
         let tmp = std::env::temp_dir().join(format!("drover-e2e-{name}-{}", std::process::id()));
         let _tmp = TempDir(tmp.clone());
         let layout = tmp.join("layout");
@@ -211,7 +221,10 @@ impl Cluster {
                 tmp.join("server").display().to_string(),
                 "--listen".into(),
                 format!("{}:0", srv.ip),
-            ],
+            ]
+            .into_iter()
+            .chain(server_flags.iter().map(|f| f.to_string()))
+            .collect::<Vec<_>>(),
         );
         let line = server.wait_for_line("drover server listening on ", Duration::from_secs(30));
         let url = line
@@ -275,6 +288,9 @@ impl Cluster {
                     &format!("10.{range}.{}.0/24", i + 1),
                     "--cluster-cidr",
                     &cluster,
+                    // Fault tests shorten the server's grace period to seconds.
+                    "--heartbeat-seconds",
+                    "1",
                 ]
                 .map(String::from),
             );
