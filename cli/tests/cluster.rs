@@ -96,6 +96,11 @@ fn read(via: &Server, name: &str, stale: bool) -> Option<String> {
 
 /// Lines of a child's stdout, as they come.
 fn watch_lines(out: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    watch_lines_of(out)
+}
+
+/// Lines of any child pipe, as they come.
+fn watch_lines_of(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
     use std::io::BufRead;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -264,6 +269,39 @@ fn a_single_server_reports_itself_and_refuses_membership_changes() {
         .expect("run drover server");
     let e = common::fails(o);
     assert!(e.contains("--id"), "{e}");
+    // Safe default: no TLS yet, so only loopback without --insecure.
+    let o = std::process::Command::new(common::drover_bin())
+        .args(["server", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(root.path().join("open"))
+        .output()
+        .expect("run drover server");
+    let e = common::fails(o);
+    assert!(e.contains("--insecure") && e.contains("0.0.0.0"), "{e}");
+    let mut open = std::process::Command::new(common::drover_bin())
+        .args([
+            "server",
+            "--listen",
+            "0.0.0.0:0",
+            "--insecure",
+            "--data-dir",
+        ])
+        .arg(root.path().join("open"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run drover server");
+    let lines = watch_lines_of(open.stderr.take().expect("stderr"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let listening = loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the --insecure server starts");
+        if line.contains("listening on") {
+            break line;
+        }
+    };
+    let _ = open.kill();
+    let _ = open.wait();
+    assert!(listening.contains("0.0.0.0"), "{listening}");
 }
 
 #[test]

@@ -52,6 +52,8 @@ impl Member {
             self.data_dir.display().to_string(),
             "--listen".into(),
             self.api(),
+            // Lab hosts are namespaces of this machine: nothing leaves it.
+            "--insecure".into(),
         ];
         args.extend(self.flags.iter().cloned());
         let name = format!("member-{}", self.id);

@@ -56,6 +56,7 @@ pub struct DevArgs {
 
 pub async fn run(args: DevArgs) -> Result<()> {
     super::server::init_logging();
+    super::server::check_exposure("--listen", args.listen, false)?;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     // Fires on Ctrl-C/SIGTERM, or after applying with --exit-after-apply.
     let (quit_tx, mut quit_rx) = tokio::sync::watch::channel(false);

@@ -63,6 +63,22 @@ pub struct ServerArgs {
     /// each (keeping a tenth of this, at most 5,000, for slow followers).
     #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(10..))]
     snapshot_threshold: u64,
+    /// Serve the API and the Raft transport without TLS on addresses other
+    /// hosts can reach. Without it, only loopback addresses are accepted:
+    /// anyone who reaches an open API can run anything as root on every node.
+    #[arg(long)]
+    insecure: bool,
+}
+
+/// Refuses a non-loopback address without `--insecure`: the API has no
+/// TLS or authentication yet, so only this machine may reach it by default.
+pub fn check_exposure(flag: &str, addr: SocketAddr, insecure: bool) -> Result<()> {
+    if addr.ip().is_loopback() || insecure {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to serve {flag} {addr} without TLS: anyone who reaches it could run anything as root on every node. Listen on 127.0.0.1, or pass --insecure on a network you trust"
+    )
 }
 
 pub fn init_logging() {
@@ -130,6 +146,15 @@ fn raft_settings(args: &ServerArgs) -> Result<Option<RaftSettings>> {
 
 pub async fn run(args: ServerArgs) -> Result<()> {
     init_logging();
+    check_exposure("--listen", args.listen, args.insecure)?;
+    if let Some(peer) = args.peer_listen {
+        check_exposure("--peer-listen", peer, args.insecure)?;
+    }
+    if args.listen.ip().is_loopback() {
+        tracing::info!("no TLS: the API answers on loopback only");
+    } else {
+        tracing::warn!(addr = %args.listen, "--insecure: the API answers without TLS or authentication");
+    }
     let config = ServerConfig {
         raft: raft_settings(&args)?,
         data_dir: args.data_dir,
