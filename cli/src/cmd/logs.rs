@@ -33,23 +33,7 @@ pub async fn agent_of(server: &str, namespace: &str, name: &str) -> Result<(Stri
         bail!("pod {name} is not scheduled to a node yet");
     };
     let node: Node = client.get_as("", &node_name).await?;
-    let status = node.status.unwrap_or_default();
-    let port = status
-        .daemon_endpoints
-        .and_then(|d| d.agent_endpoint)
-        .map(|e| e.port)
-        .with_context(|| format!("node {node_name} does not serve logs"))?;
-    let host = status
-        .addresses
-        .iter()
-        .find(|a| a.type_ == "InternalIP")
-        .map(|a| a.address.clone())
-        .with_context(|| format!("node {node_name} has no InternalIP address"))?;
-    let addr = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
+    let addr = node.agent_address().map_err(anyhow::Error::msg)?;
     Ok((addr, node_name))
 }
 

@@ -36,26 +36,10 @@ fn agent_of(ui: &Ui, namespace: &str, name: &str) -> Result<String, ApiError> {
     let node = store
         .get(Kind::Node, "", &node_name)
         .ok_or_else(|| not_found(format!("node {node_name}")))?;
-    let status = Node::from_object(&node)
+    Node::from_object(&node)
         .map_err(|e| ApiError::invalid(e.to_string()))?
-        .status
-        .unwrap_or_default();
-    let port = status
-        .daemon_endpoints
-        .and_then(|d| d.agent_endpoint)
-        .map(|e| e.port)
-        .ok_or_else(|| unavailable(format!("node {node_name} does not serve logs")))?;
-    let host = status
-        .addresses
-        .iter()
-        .find(|a| a.type_ == "InternalIP")
-        .map(|a| a.address.clone())
-        .ok_or_else(|| unavailable(format!("node {node_name} has no InternalIP address")))?;
-    Ok(if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    })
+        .agent_address()
+        .map_err(unavailable)
 }
 
 fn safe(segment: &str) -> bool {

@@ -129,6 +129,27 @@ impl Node {
             .unwrap_or(0)
     }
 
+    /// `host:port` of the node's agent endpoint (logs, exec): its
+    /// InternalIP and the port it reports; why not, when it has neither.
+    pub fn agent_address(&self) -> Result<String, String> {
+        let name = &self.metadata.name;
+        let status = self.status.as_ref();
+        let port = status
+            .and_then(|s| s.daemon_endpoints.as_ref())
+            .and_then(|d| d.agent_endpoint.as_ref())
+            .map(|e| e.port)
+            .ok_or_else(|| format!("node {name} does not serve logs"))?;
+        let host = status
+            .and_then(|s| s.addresses.iter().find(|a| a.type_ == "InternalIP"))
+            .map(|a| a.address.as_str())
+            .ok_or_else(|| format!("node {name} has no InternalIP address"))?;
+        Ok(if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        })
+    }
+
     /// Whether the `Ready` condition is `True`.
     pub fn is_ready(&self) -> bool {
         self.status.as_ref().is_some_and(|s| {
@@ -154,6 +175,43 @@ impl Taint {
             (Some(_), TolerationOperator::Equal) => {
                 t.value.as_deref().unwrap_or("") == self.value.as_deref().unwrap_or("")
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_address_is_the_internal_ip_and_reported_port() {
+        let mut n = Node::default();
+        n.metadata.name = "n1".into();
+        assert_eq!(
+            n.agent_address().unwrap_err(),
+            "node n1 does not serve logs"
+        );
+        let mut status = NodeStatus {
+            daemon_endpoints: Some(NodeDaemonEndpoints {
+                agent_endpoint: Some(DaemonEndpoint { port: 10250 }),
+            }),
+            ..NodeStatus::default()
+        };
+        n.status = Some(status.clone());
+        assert_eq!(
+            n.agent_address().unwrap_err(),
+            "node n1 has no InternalIP address"
+        );
+        for (ip, want) in [
+            ("10.0.0.4", "10.0.0.4:10250"),
+            ("fd00::4", "[fd00::4]:10250"),
+        ] {
+            status.addresses = vec![NodeAddress {
+                type_: "InternalIP".into(),
+                address: ip.into(),
+            }];
+            n.status = Some(status.clone());
+            assert_eq!(n.agent_address().unwrap(), want);
         }
     }
 }

@@ -59,19 +59,6 @@ pub struct NodeRow {
     pub conditions: Vec<String>,
 }
 
-fn allocatable(n: &Node, resource: &str) -> i64 {
-    n.status
-        .as_ref()
-        .and_then(|s| s.allocatable.get(resource))
-        .map_or(0, |q| {
-            if resource == "cpu" {
-                q.millis()
-            } else {
-                q.units()
-            }
-        })
-}
-
 fn condition<'a>(conditions: &'a [drover_proto::meta::Condition], type_: &str) -> Option<&'a str> {
     conditions
         .iter()
@@ -163,15 +150,15 @@ pub fn node_rows(nodes: &[Node], pods: &[Arc<Object>]) -> Vec<NodeRow> {
                 schedulable: !n.spec.unschedulable,
                 cpu_millis: Usage {
                     used: cpu,
-                    allocatable: allocatable(n, "cpu"),
+                    allocatable: n.allocatable("cpu"),
                 },
                 memory_bytes: Usage {
                     used: mem,
-                    allocatable: allocatable(n, "memory"),
+                    allocatable: n.allocatable("memory"),
                 },
                 pods: Usage {
                     used: pods,
-                    allocatable: allocatable(n, "pods"),
+                    allocatable: n.allocatable("pods"),
                 },
                 runtimes: status.runtimes.clone(),
                 vm_engine: status.vm_engine.clone(),
