@@ -5,48 +5,16 @@
 //!
 //! Run: `NODES=5000 PODS=50000 cargo bench -p drover-cli --bench dashboard_render`
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drover_proto::Object;
 use drover_proto::client::Client;
 use serde_json::json;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn spawn(args: &[&str], marker: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_drover"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start drover");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let marker = marker.to_string();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent && let Some(pos) = line.find(&marker) {
-                let _ = tx.send(line[pos + marker.len()..].trim().to_string());
-                sent = true;
-            }
-        }
-    });
-    let found = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("drover did not start");
-    (child, found)
-}
 
 fn pod(i: usize, nodes: usize) -> Object {
     serde_json::from_value(json!({
@@ -79,12 +47,12 @@ fn get(addr: &str, path: &str) -> (f64, usize, String) {
 
 #[tokio::main]
 async fn main() {
-    let nodes = env_or("NODES", 5000);
-    let pods = env_or("PODS", 50_000);
+    let nodes = common::env_or("NODES", 5000);
+    let pods = common::env_or("PODS", 50_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("server");
     let data = data.to_str().expect("path");
-    let (mut server, url) = spawn(
+    let (mut server, url) = common::spawn(
         &[
             "server",
             "--listen",
@@ -98,7 +66,7 @@ async fn main() {
     );
     let addr = url.trim_start_matches("http://").to_string();
     let count = nodes.to_string();
-    let (mut agent, _) = spawn(
+    let (mut agent, _) = common::spawn(
         &[
             "--server",
             &url,

@@ -6,8 +6,9 @@
 //! Run: `NODES=5000 PODS=150000 cargo bench -p drover-cli --bench scheduler_scale`
 //! (defaults 5,000 nodes and 150,000 pods; `PODS=1000000` for the 1M run).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -16,39 +17,6 @@ use drover_proto::client::{Client, ListOptions};
 use drover_proto::{Kind, Object};
 use futures::StreamExt;
 use serde_json::json;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn spawn(args: &[&str], marker: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_drover"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start drover");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let marker = marker.to_string();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent && let Some(pos) = line.find(&marker) {
-                let _ = tx.send(line[pos + marker.len()..].trim().to_string());
-                sent = true;
-            }
-        }
-    });
-    let found = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("drover did not start");
-    (child, found)
-}
 
 fn pod(i: usize) -> Object {
     serde_json::from_value(json!({
@@ -75,11 +43,11 @@ fn peak_rss_mib(pid: u32) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let nodes = env_or("NODES", 5000);
-    let pods = env_or("PODS", 150_000);
+    let nodes = common::env_or("NODES", 5000);
+    let pods = common::env_or("PODS", 150_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().display().to_string();
-    let (mut server, url) = spawn(
+    let (mut server, url) = common::spawn(
         &[
             "server",
             "--listen",

@@ -94,13 +94,8 @@ fn read(via: &Server, name: &str, stale: bool) -> Option<String> {
     v["data"]["v"].as_str().map(str::to_string)
 }
 
-/// Lines of a child's stdout, as they come.
-fn watch_lines(out: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
-    watch_lines_of(out)
-}
-
-/// Lines of any child pipe, as they come.
-fn watch_lines_of(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+/// Lines of a child's pipe, as they come.
+fn watch_lines(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
     use std::io::BufRead;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -289,7 +284,7 @@ fn a_single_server_reports_itself_and_refuses_membership_changes() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run drover server");
-    let lines = watch_lines_of(open.stderr.take().expect("stderr"));
+    let lines = watch_lines(open.stderr.take().expect("stderr"));
     let deadline = Instant::now() + Duration::from_secs(30);
     let listening = loop {
         let line = lines
