@@ -28,6 +28,12 @@ pub trait StateMachine: Send + 'static {
         let _ = index;
     }
 
+    /// Called after each run of applies (all the committed entries of one
+    /// `Ready`): a state machine that persists what it applies writes them
+    /// here as one batch rather than one write per entry. The default does
+    /// nothing.
+    fn end_of_batch(&mut self) {}
+
     /// Serialises the full state as of `applied_index()`; becomes a Raft snapshot.
     fn snapshot(&self) -> Result<Vec<u8>, BoxError>;
 

@@ -204,6 +204,9 @@ pub fn parse_peers(s: &str) -> Result<Members, String> {
 }
 
 #[cfg(test)]
+mod restart_tests;
+
+#[cfg(test)]
 mod tests {
     use super::parse_peers;
 

@@ -1,8 +1,8 @@
 //! The control plane's state as Raft's replicated state machine: committed
 //! commands are applied in log order on every member, persisted to the
-//! member's store (without an fsync: the Raft log is the write-ahead log, and
-//! a restart replays everything after the stored `m/applied`), and fed to
-//! the member's watchers.
+//! member's store (one batch per run of entries, without an fsync: the Raft
+//! log is the write-ahead log, and a restart replays everything after the
+//! stored `m/applied`), and fed to the member's watchers.
 
 use std::sync::{Arc, RwLock};
 
@@ -29,6 +29,10 @@ pub struct ReplicatedState {
     pub(super) tree: sled::Tree,
     applied: u64,
     applied_tx: watch::Sender<u64>,
+    /// Applied but not yet written to the store: the objects changed since
+    /// the last batch, and whether anything (even a no-op) moved `applied`.
+    unwritten: sled::Batch,
+    unwritten_any: bool,
     /// Set after a failed store write: later entries must not record an
     /// applied index past the lost one, so nothing more is persisted and a
     /// restart replays from the last good index.
@@ -52,18 +56,35 @@ impl ReplicatedState {
                 tree,
                 applied,
                 applied_tx,
+                unwritten: sled::Batch::default(),
+                unwritten_any: false,
                 persist_failed: false,
             },
             applied_rx,
         )
     }
 
-    fn stage(&mut self, state: &StateMachine, changes: &[Arc<Change>], index: u64) {
+    fn stage(&mut self, changes: &[Arc<Change>]) {
+        if !self.persist_failed {
+            disk::stage_applied(&mut self.unwritten, changes);
+            self.unwritten_any = true;
+        }
+    }
+
+    /// Writes what was staged since the last call as one sled batch.
+    fn write_unwritten(&mut self) {
+        if !std::mem::take(&mut self.unwritten_any) {
+            return;
+        }
+        let mut batch = std::mem::take(&mut self.unwritten);
         if self.persist_failed {
             return;
         }
-        if let Err(e) = disk::persist(&self.tree, state, changes, Some(index)) {
-            tracing::error!(index, error = %e, "cannot write the applied entry to the store; it will be replayed from the raft log at restart");
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        disk::stage_applied_index(&mut batch, &state, self.applied);
+        drop(state);
+        if let Err(e) = self.tree.apply_batch(batch) {
+            tracing::error!(index = self.applied, error = %e, "cannot write applied entries to the store; they will be replayed from the raft log at restart");
             metrics::counter!("drover_store_write_failures_total").increment(1);
             self.persist_failed = true;
         }
@@ -93,10 +114,10 @@ impl drover_raft::StateMachine for ReplicatedState {
                 let shared = self.state.clone();
                 let mut state = shared.write().unwrap_or_else(|p| p.into_inner());
                 let (result, changes) = state.apply(&command);
-                self.stage(&state, &changes, index);
                 metrics::gauge!("drover_store_objects").set(state.len() as f64);
                 metrics::gauge!("drover_store_revision").set(state.revision() as f64);
                 drop(state);
+                self.stage(&changes);
                 for c in changes {
                     let _ = self.events.send(c);
                 }
@@ -111,11 +132,18 @@ impl drover_raft::StateMachine for ReplicatedState {
         self.advance_noop(index);
     }
 
+    fn end_of_batch(&mut self) {
+        self.write_unwritten();
+    }
+
     fn snapshot(&self) -> Result<Vec<u8>, drover_raft::BoxError> {
         // The log up to here is about to be compacted: the store must hold
         // it durably first.
         if self.persist_failed {
             return Err("the store failed a write; refusing to let the log be compacted".into());
+        }
+        if self.unwritten_any {
+            return Err("applied entries are not written to the store yet".into());
         }
         disk::sync(&self.db)?;
         Ok(self
@@ -129,6 +157,9 @@ impl drover_raft::StateMachine for ReplicatedState {
         let shared = self.state.clone();
         let mut state = shared.write().unwrap_or_else(|p| p.into_inner());
         state.restore(data)?;
+        // The snapshot supersedes whatever was applied but not yet written.
+        self.unwritten = sled::Batch::default();
+        self.unwritten_any = false;
         disk::replace_all(&self.db, &self.tree, &state, index)?;
         self.persist_failed = false;
         drop(state);
@@ -145,10 +176,7 @@ impl drover_raft::StateMachine for ReplicatedState {
 
 impl ReplicatedState {
     fn advance_noop(&mut self, index: u64) {
-        let state = self.state.clone();
-        let state = state.read().unwrap_or_else(|p| p.into_inner());
-        self.stage(&state, &[], index);
-        drop(state);
+        self.stage(&[]);
         self.advance(index);
     }
 }

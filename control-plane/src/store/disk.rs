@@ -2,6 +2,7 @@
 //! `o/{key}` → object JSON, `h/{revision:be64}` → change JSON (the watch
 //! history), `m/revision`, `m/compacted` and (replicated) `m/applied` → be64.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -18,16 +19,17 @@ const COMPACTED: &[u8] = b"m/compacted";
 /// Raft mode only: the log index the stored state reflects.
 const APPLIED: &[u8] = b"m/applied";
 
+/// A history entry; borrowed when written, owned when loaded.
 #[derive(Serialize, Deserialize)]
-struct StoredChange {
+struct StoredChange<'a> {
     revision: u64,
     #[serde(rename = "type")]
-    type_: String,
+    type_: Cow<'a, str>,
     kind: Kind,
-    key: String,
-    object: Object,
+    key: Cow<'a, str>,
+    object: Cow<'a, Object>,
     #[serde(default)]
-    prev: Option<Object>,
+    prev: Option<Cow<'a, Object>>,
 }
 
 fn history_key(revision: u64) -> Vec<u8> {
@@ -96,13 +98,17 @@ pub(crate) fn load(tree: &sled::Tree, history_limit: usize) -> Result<StateMachi
         let (_, v) = item.map_err(|e| e.to_string())?;
         let c: StoredChange =
             serde_json::from_slice(&v).map_err(|e| format!("history entry: {e}"))?;
+        if c.revision <= compacted {
+            // Left by a version that stored the replicated history.
+            continue;
+        }
         if c.revision > revision {
             return Err(format!(
                 "history entry {} is newer than the revision {revision}",
                 c.revision
             ));
         }
-        let type_ = match c.type_.as_str() {
+        let type_ = match c.type_.as_ref() {
             "ADDED" => ChangeType::Added,
             "MODIFIED" => ChangeType::Modified,
             _ => ChangeType::Deleted,
@@ -111,9 +117,9 @@ pub(crate) fn load(tree: &sled::Tree, history_limit: usize) -> Result<StateMachi
             revision: c.revision,
             type_,
             kind: c.kind,
-            key: c.key,
-            object: Arc::new(c.object),
-            prev: c.prev.map(Arc::new),
+            key: c.key.into_owned(),
+            object: Arc::new(c.object.into_owned()),
+            prev: c.prev.map(|p| Arc::new(p.into_owned())),
         });
     }
     if !state.is_empty() && revision == 0 {
@@ -157,8 +163,7 @@ impl Writer {
             changes.append(&mut c);
         }
         if !changes.is_empty()
-            && let Err(e) =
-                persist(&self.tree, &state, &changes, None).and_then(|()| sync(&self.db))
+            && let Err(e) = persist(&self.tree, &state, &changes).and_then(|()| sync(&self.db))
         {
             // Nothing of this batch is durable: drop it from memory too.
             tracing::error!(error = %e, "store write failed; reloading state from disk");
@@ -191,49 +196,69 @@ impl Writer {
     }
 }
 
-/// Stages `changes` (and the history compaction and revision they imply) in
-/// one atomic sled batch; `applied` records the Raft index they came from.
-/// Not durable until [`sync`].
+/// Single server: writes `changes`, with the watch history and the
+/// history compaction and revision they imply, in one atomic sled batch
+/// (the store is the only record of them). Not durable until [`sync`].
 pub(crate) fn persist(
     tree: &sled::Tree,
     state: &StateMachine,
     changes: &[Arc<Change>],
-    applied: Option<u64>,
 ) -> Result<(), String> {
+    if changes.is_empty() {
+        return Ok(());
+    }
     let mut b = sled::Batch::default();
+    stage_objects(&mut b, changes);
     for c in changes {
-        let okey = format!("o/{}", c.key);
-        match c.type_ {
-            ChangeType::Deleted => b.remove(okey.as_bytes()),
-            _ => b.insert(okey.as_bytes(), c.object.to_json()),
-        }
         let stored = StoredChange {
             revision: c.revision,
-            type_: c.type_.as_str().into(),
+            type_: Cow::Borrowed(c.type_.as_str()),
             kind: c.kind,
-            key: c.key.clone(),
-            object: (*c.object).clone(),
-            prev: c.prev.as_deref().cloned(),
+            key: Cow::Borrowed(&c.key),
+            object: Cow::Borrowed(&c.object),
+            prev: c.prev.as_deref().map(Cow::Borrowed),
         };
         b.insert(
             history_key(c.revision),
             serde_json::to_vec(&stored).map_err(|e| e.to_string())?,
         );
     }
-    if !changes.is_empty() {
-        // Persisted history keeps what memory keeps: drop what was compacted.
-        let compacted = state.compacted();
-        for item in tree.range(history_key(0)..=history_key(compacted)) {
-            let (k, _) = item.map_err(|e| e.to_string())?;
-            b.remove(k);
-        }
-        b.insert(REVISION, &state.revision().to_be_bytes());
-        b.insert(COMPACTED, &compacted.to_be_bytes());
+    // Persisted history keeps what memory keeps: drop what was compacted.
+    let compacted = state.compacted();
+    for item in tree.range(history_key(0)..=history_key(compacted)) {
+        let (k, _) = item.map_err(|e| e.to_string())?;
+        b.remove(k);
     }
-    if let Some(index) = applied {
-        b.insert(APPLIED, &index.to_be_bytes());
-    }
+    b.insert(REVISION, &state.revision().to_be_bytes());
+    b.insert(COMPACTED, &compacted.to_be_bytes());
     tree.apply_batch(b).map_err(|e| e.to_string())
+}
+
+/// Raft mode: stages the objects `changes` leave behind. The watch history
+/// is not stored: the Raft log is the record of changes, and after a restart
+/// a member's watchers resume from its current revision while older ones
+/// relist, as after an etcd compaction.
+pub(crate) fn stage_applied(b: &mut sled::Batch, changes: &[Arc<Change>]) {
+    stage_objects(b, changes);
+}
+
+/// Raft mode: stages the revision and the log index the staged objects
+/// reflect, closing a batch.
+pub(crate) fn stage_applied_index(b: &mut sled::Batch, state: &StateMachine, index: u64) {
+    let revision = state.revision().to_be_bytes();
+    b.insert(REVISION, &revision);
+    b.insert(COMPACTED, &revision);
+    b.insert(APPLIED, &index.to_be_bytes());
+}
+
+fn stage_objects(b: &mut sled::Batch, changes: &[Arc<Change>]) {
+    for c in changes {
+        let okey = format!("o/{}", c.key);
+        match c.type_ {
+            ChangeType::Deleted => b.remove(okey.as_bytes()),
+            _ => b.insert(okey.as_bytes(), c.object.to_json()),
+        }
+    }
 }
 
 /// Makes everything staged so far durable (one fsync).

@@ -10,6 +10,15 @@ use crate::state_machine::StateMachine;
 
 impl<S: StateMachine> Core<S> {
     pub(super) fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), NodeError> {
+        let applied_before = self.applied;
+        let result = self.apply_each(entries);
+        if self.applied > applied_before {
+            self.sm.end_of_batch();
+        }
+        result
+    }
+
+    fn apply_each(&mut self, entries: Vec<Entry>) -> Result<(), NodeError> {
         for e in entries {
             let index = e.index;
             if index <= self.applied {
