@@ -16,9 +16,28 @@ pub struct Nodes {
     pub agents: Vec<HostProcess>,
     /// (host, data dir, bridge)
     pub nodes: Vec<(Host, PathBuf, String)>,
+    /// Each agent's command line, to restart it as it was.
+    args: Vec<Vec<String>>,
 }
 
 impl Nodes {
+    /// Starts the agent of `host` (entering only its network namespace:
+    /// containers need the machine's cgroup hierarchy) and waits for
+    /// `ready_line` in its log.
+    fn spawn(host: &Host, args: &[String], ready_line: &str) -> HostProcess {
+        let agent = HostProcess::spawn_net_only(&host.name, host, &drover_bin(), args);
+        agent.wait_for_line(ready_line, Duration::from_secs(30));
+        agent
+    }
+
+    /// `kill -9` of agent `i` (its pods' shims live on), then the same
+    /// agent again; returns once its log has a line with `ready_line`.
+    pub fn restart(&mut self, i: usize, ready_line: &str) {
+        self.agents[i].kill9();
+        let host = &self.nodes[i].0;
+        self.agents[i] = Nodes::spawn(host, &self.args[i], ready_line);
+    }
+
     /// Stops the agents and tears their nodes down (idempotent).
     pub fn leave(&mut self) {
         self.agents.clear();
@@ -239,6 +258,7 @@ impl Cluster {
         let mut nodes = Nodes {
             agents: Vec::new(),
             nodes: Vec::new(),
+            args: Vec::new(),
         };
         // A pod range of the test's own: this machine's root namespace may
         // masquerade 10.88.x (a local node), and with br_netfilter on it would
@@ -266,37 +286,32 @@ impl Cluster {
             nodes
                 .nodes
                 .push((host.clone(), dir.clone(), bridge.clone()));
-            // Containers need the machine's cgroup hierarchy: enter only the
-            // host's network namespace.
-            let agent = HostProcess::spawn_net_only(
+            let args = [
+                "agent",
+                "--server",
+                &url,
+                "--node-name",
                 &host.name,
-                host,
-                &drover_bin(),
-                &[
-                    "agent",
-                    "--server",
-                    &url,
-                    "--node-name",
-                    &host.name,
-                    "--data-dir",
-                    &dir.display().to_string(),
-                    "--logs-listen",
-                    &format!("{}:0", host.ip),
-                    "--bridge",
-                    &bridge,
-                    "--node-ip",
-                    &host.ip,
-                    "--pod-cidr",
-                    &format!("10.{range}.{}.0/24", i + 1),
-                    "--cluster-cidr",
-                    &cluster,
-                    // Fault tests shorten the server's grace period to seconds.
-                    "--heartbeat-seconds",
-                    "1",
-                ]
-                .map(String::from),
-            );
-            agent.wait_for_line("registered node", Duration::from_secs(30));
+                "--data-dir",
+                &dir.display().to_string(),
+                "--logs-listen",
+                &format!("{}:0", host.ip),
+                "--bridge",
+                &bridge,
+                "--node-ip",
+                &host.ip,
+                "--pod-cidr",
+                &format!("10.{range}.{}.0/24", i + 1),
+                "--cluster-cidr",
+                &cluster,
+                // Fault tests shorten the server's grace period to seconds.
+                "--heartbeat-seconds",
+                "1",
+            ]
+            .map(String::from)
+            .to_vec();
+            let agent = Nodes::spawn(host, &args, "registered node");
+            nodes.args.push(args);
             nodes.agents.push(agent);
         }
 
