@@ -2,7 +2,7 @@
 //! control plane) and serves gRPC and the HTTP gateway on one listener
 //! (tonic's routes inside the axum router; HTTP/1.1 and h2c side by side).
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::api::cluster::ClusterApi;
 use crate::api::{ApiCore, http, metrics};
-use crate::replicated::{self, RaftSettings};
+use crate::replicated::{self, Member, RaftSettings};
 use crate::store::{OpenError, Store};
 
 /// Settings of one API server.
@@ -51,6 +51,10 @@ pub enum ServeError {
     },
     #[error("the server failed: {0}")]
     Serve(std::io::Error),
+    #[error(
+        "the raft node stopped: {0}; this member no longer takes part in the cluster. Fix the cause (a full disk?) and restart it: it catches up from its peers"
+    )]
+    RaftFailed(String),
 }
 
 /// Runs the server until `shutdown` resolves. `on_ready` learns where it listens.
@@ -102,8 +106,14 @@ pub async fn serve(
     });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ServeError::Serve);
+        .into_future();
+    let served = match member.as_ref().map(Member::failure) {
+        None => served.await.map_err(ServeError::Serve),
+        Some(failure) => tokio::select! {
+            r = served => r.map_err(ServeError::Serve),
+            why = failure => Err(ServeError::RaftFailed(why)),
+        },
+    };
     if let Some(m) = member {
         m.shutdown().await;
     }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use drover_raft::grpc::{Forwarder, GrpcTransport, RaftService};
 use drover_raft::{Members, NodeThread, RaftConfig, RaftNode, Startup};
+use tokio::sync::watch;
 
 pub use replicator::{ClusterError, Replicator};
 pub use wire::{ClusterMember, ClusterStatus};
@@ -60,21 +61,59 @@ pub struct Member {
     pub store: Arc<Store>,
     pub replicator: Replicator,
     pub peer_addr: SocketAddr,
-    thread: NodeThread,
+    /// How the Raft node thread ended, once it has.
+    exit: watch::Receiver<Option<NodeExit>>,
+}
+
+/// How a member's Raft node ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NodeExit {
+    /// Shut down, or removed from the cluster.
+    Clean,
+    /// It could not go on (a store write failed, e.g. on a full disk).
+    Failed(String),
 }
 
 impl Member {
-    /// Stops the Raft node and waits for its thread (its store closes).
-    pub async fn shutdown(self) {
-        self.replicator.shutdown().await;
-        let thread = self.thread;
-        let joined = tokio::task::spawn_blocking(move || thread.join()).await;
-        match joined {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "raft node stopped with an error"),
-            Ok(Err(_)) | Err(_) => tracing::warn!("raft node thread panicked"),
+    /// Resolves with the reason if the Raft node fails; never if it stops
+    /// cleanly. A failed node cannot continue in this process (its store
+    /// refuses writes after an I/O error): the server exits so that its
+    /// supervisor restarts it once the cause is fixed.
+    pub fn failure(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        let mut exit = self.exit.clone();
+        async move {
+            if let Ok(e) = exit.wait_for(Option::is_some).await
+                && let Some(NodeExit::Failed(why)) = e.clone()
+            {
+                return why;
+            }
+            std::future::pending().await
         }
     }
+
+    /// Stops the Raft node and waits for its thread (its store closes).
+    pub async fn shutdown(mut self) {
+        self.replicator.shutdown().await;
+        if let Ok(e) = self.exit.wait_for(Option::is_some).await
+            && let Some(NodeExit::Failed(why)) = e.clone()
+        {
+            tracing::warn!(error = %why, "raft node stopped with an error");
+        }
+    }
+}
+
+/// Joins the node thread on a thread of its own and reports how it ended.
+fn watch_exit(thread: NodeThread) -> watch::Receiver<Option<NodeExit>> {
+    let (tx, rx) = watch::channel(None);
+    std::thread::spawn(move || {
+        let exit = match thread.join() {
+            Ok(Ok(())) => NodeExit::Clean,
+            Ok(Err(e)) => NodeExit::Failed(e.to_string()),
+            Err(_) => NodeExit::Failed("the raft node thread panicked".into()),
+        };
+        tx.send_replace(Some(exit));
+    });
+    rx
 }
 
 /// Opens the member's store and Raft log under `data_dir`, starts the Raft
@@ -147,7 +186,7 @@ pub async fn start(
         store,
         replicator,
         peer_addr,
-        thread,
+        exit: watch_exit(thread),
     })
 }
 
