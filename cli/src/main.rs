@@ -109,7 +109,7 @@ fn main() -> ExitCode {
             Command::Server(a) => cmd::server::run(a).await,
             Command::Dev(a) => cmd::dev::run(a).await,
             Command::Agent(a) => cmd::agent::run(&cli.server, a).await,
-            Command::Image(a) => cmd::image::run(a),
+            Command::Image(a) => cmd::image::run(a).await,
             Command::Vm(a) => cmd::vm::run(a),
             Command::Logs(a) => cmd::logs::run(&cli.server, a).await,
             Command::Exec(a) => match cmd::exec::run(&cli.server, a).await {

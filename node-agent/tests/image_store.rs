@@ -9,10 +9,8 @@ use std::fs;
 use std::path::Path;
 
 use drover_node_agent::image::{
-    Digest, ImageError, ImageStore, PullError, PullOptions, PullPolicy, import,
+    Digest, ImageError, ImageStore, PullError, PullOptions, PullPolicy, PushOptions, import,
 };
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::{Client, Reference};
 
 fn store() -> (tempfile::TempDir, ImageStore) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -123,45 +121,36 @@ fn corrupt_blob_in_layout_is_rejected_and_not_named() {
     ));
 }
 
-async fn push_layout(layout: &Path, registry: &str, name: &str) {
-    drover_node_agent::image::pull::ensure_crypto_provider();
-    let client = Client::new(ClientConfig {
-        protocol: ClientProtocol::Http,
-        ..Default::default()
-    });
-    let reference: Reference = format!("{registry}/{name}").parse().expect("ref");
-    let index: serde_json::Value =
-        serde_json::from_slice(&fs::read(layout.join("index.json")).expect("index")).expect("json");
-    let mdigest = index["manifests"][0]["digest"].as_str().expect("digest");
-    let read =
-        |d: &str| fs::read(layout.join("blobs/sha256").join(&d["sha256:".len()..])).expect("blob");
-    let manifest_bytes = read(mdigest);
-    let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).expect("json");
-    let mut blobs = vec![
-        manifest["config"]["digest"]
-            .as_str()
-            .expect("c")
-            .to_string(),
-    ];
-    for l in manifest["layers"].as_array().expect("layers") {
-        blobs.push(l["digest"].as_str().expect("l").to_string());
-    }
-    for d in blobs {
-        client
-            .push_blob(&reference, read(&d), &d)
-            .await
-            .expect("push blob");
-    }
-    client
-        .push_manifest_raw(
-            &reference,
-            manifest_bytes,
-            "application/vnd.oci.image.manifest.v1+json"
-                .parse()
-                .expect("ct"),
+/// Imports the layout into a store of its own and pushes it with
+/// `ImageStore::push` (what `drover image push` runs); returns the digest.
+async fn push_layout(layout: &Path, registry: &str, name: &str) -> Digest {
+    let (_d, source) = store();
+    import::import(&source, layout, None).expect("import");
+    let mut pushed = Vec::new();
+    let digest = source
+        .push(
+            "example/busybox:1",
+            &format!("{registry}/{name}"),
+            &PushOptions { insecure: true },
+            &mut |d, _| pushed.push(d.clone()),
         )
         .await
-        .expect("push manifest");
+        .expect("push");
+    assert_eq!(pushed.len(), 2, "config and one layer: {pushed:?}");
+    let refused = source
+        .push(
+            "example/busybox:1",
+            &format!("127.0.0.1:{}/{name}", common::free_port()),
+            &PushOptions { insecure: true },
+            &mut |_, _| {},
+        )
+        .await
+        .expect_err("nothing listens there");
+    assert!(
+        refused.to_string().contains("pushing to 127.0.0.1:"),
+        "{refused}"
+    );
+    digest
 }
 
 #[tokio::test]
@@ -173,7 +162,7 @@ async fn pulls_from_a_real_registry_with_progress_and_clear_errors() {
     let Some(registry) = common::Registry::start() else {
         return;
     };
-    push_layout(&layout, &registry.addr, "example/busybox:1").await;
+    let pushed = push_layout(&layout, &registry.addr, "example/busybox:1").await;
 
     let (_d, store) = store();
     let opts = PullOptions {
@@ -188,6 +177,7 @@ async fn pulls_from_a_real_registry_with_progress_and_clear_errors() {
         })
         .await
         .expect("pull");
+    assert_eq!(image.manifest, pushed, "the manifest travels byte for byte");
     assert_eq!(image.layers.len(), 1);
     let layer_events: Vec<_> = events
         .iter()

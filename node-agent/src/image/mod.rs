@@ -12,6 +12,7 @@ pub mod index;
 pub mod manifest;
 pub mod policy;
 pub mod pull;
+pub mod push;
 pub mod unpack;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ pub use error::ImageError;
 pub use import::ImportError;
 pub use policy::{PullAction, PullPolicy};
 pub use pull::{PullError, PullOptions, PullProgress};
+pub use push::{PushError, PushOptions};
 pub use unpack::{LayerStore, UnpackError};
 
 use index::ImageIndex;
