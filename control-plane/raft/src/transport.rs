@@ -54,7 +54,21 @@ impl Inbox {
     /// another member and messages from unknown peers are rejected here, on
     /// the caller's thread. A full queue drops the message: raft retransmits.
     pub fn deliver(&self, bytes: &[u8]) -> Result<(), StepError> {
+        self.deliver_from(bytes, None)
+    }
+
+    /// Delivers a message that must come from `proven`, the member the
+    /// sender's certificate names (when the transport uses TLS).
+    pub fn deliver_from(&self, bytes: &[u8], proven: Option<u64>) -> Result<(), StepError> {
         let msg = Message::parse_from_bytes(bytes)?;
+        if let Some(proven) = proven
+            && msg.from != proven
+        {
+            return Err(StepError::Impersonation {
+                claimed: msg.from,
+                proven,
+            });
+        }
         if msg.to != self.id {
             return Err(StepError::WrongRecipient {
                 to: msg.to,
