@@ -493,3 +493,75 @@ fn raft_peers_must_hold_a_member_certificate_of_the_cluster_ca() {
         stderr(&out)
     );
 }
+
+#[test]
+fn dev_serves_tls_and_writes_a_client_config_the_cli_uses() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("home/.drover/config");
+    let mut child = Command::new(drover_bin())
+        .args(["dev", "--no-agent", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("dev"))
+        .env("DROVER_CONFIG", &config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn drover dev");
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().expect("stdout");
+    let child = Stop(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let (mut url, mut login) = (None, None);
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+        if let Some(rest) = line.strip_prefix("Drover dev cluster: API at ") {
+            url = rest.split_whitespace().next().map(str::to_string);
+        }
+        if let Some(rest) = line.strip_prefix("Dashboard: ") {
+            login = rest.split_whitespace().next().map(str::to_string);
+        }
+        if line.starts_with("Try:") {
+            break;
+        }
+    }
+    let url = url.expect("dev printed its API address");
+    let login = login.expect("dev printed the dashboard login");
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    // The CLI finds the server and credentials in the config alone.
+    let listed = drover_as(&config, &["get", "namespaces"], None);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    // Without the config's credentials the same server refuses.
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "").expect("empty config");
+    let o = Command::new(drover_bin())
+        .args(["get", "namespaces", "--server", &url])
+        .env("DROVER_CONFIG", &empty)
+        .output()
+        .expect("drover");
+    assert!(!o.status.success(), "served without credentials");
+    // The dashboard: the login link sets a session cookie; without it, 401.
+    if have_curl() {
+        let ca = dir.path().join("dev/pki/ca.crt").display().to_string();
+        let (code, _) = curl(&ca, "GET", &format!("{url}/ui/cluster"), &[]);
+        assert_eq!(code, "401");
+        let jar = dir.path().join("cookies").display().to_string();
+        let (code, page) = curl(&ca, "GET", &login, &["-L", "-c", &jar, "-b", &jar]);
+        assert_eq!(code, "200", "{page}");
+        assert!(page.contains("Cluster"), "{page}");
+        let (code, _) = curl(&ca, "GET", &format!("{url}/ui/login?token=wrong"), &[]);
+        assert_eq!(code, "401");
+    }
+    drop(child);
+}

@@ -122,6 +122,10 @@ pub async fn serve(
         (Some(security), Some(auth)) => Some((
             security.tls.api_server_config()?,
             app.clone()
+                .route(
+                    "/ui/login",
+                    axum::routing::get(crate::auth::login::login).with_state(auth.clone()),
+                )
                 .layer(axum::middleware::from_fn_with_state(auth, authenticate)),
         )),
         _ => None,

@@ -3,6 +3,7 @@
 //! the server runs without TLS (loopback only; see `drover server`).
 
 pub mod listener;
+pub mod login;
 pub mod rbac;
 pub mod tls;
 pub mod tokens;
@@ -29,16 +30,18 @@ pub struct Auth {
 /// Routes anyone may call: load balancers and kubelets-style probes have
 /// no credentials (Kubernetes leaves them to `system:unauthenticated` too).
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/livez")
+    matches!(path, "/healthz" | "/readyz" | "/livez" | "/ui/login")
 }
 
+/// `Authorization: Bearer T`, else the dashboard's session cookie.
 fn bearer(req: &Request) -> Option<&str> {
-    req.headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    header.or_else(|| login::cookie_token(req.headers()))
 }
 
 fn is_grpc(req: &Request) -> bool {

@@ -117,6 +117,11 @@ pub async fn run(args: DevArgs, client_config: Option<PathBuf>) -> Result<()> {
         }
         None => println!("HOME is not set: no client config written"),
     }
+    println!(
+        "Dashboard: {} (the certificate is the dev CA's: {})",
+        pki.dashboard_login(&url)?,
+        args.data_dir.join("pki/ca.crt").display()
+    );
     let agent = match local_node_refusal(&args) {
         Some(why) => {
             println!("No local node: {why}.");

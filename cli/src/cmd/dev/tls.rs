@@ -21,6 +21,32 @@ use crate::pki::{CertKind, CertRequest};
 
 /// Name of the cluster, user and context `drover dev` writes.
 const CONTEXT: &str = "drover-dev";
+/// The admin's token (for the dashboard), in the static token format.
+const TOKENS: &str = "tokens.csv";
+
+/// 128 random bits, hex.
+fn random_token() -> Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom for the dashboard token")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// The local node's name.
 pub const NODE_NAME: &str = "dev";
 
@@ -57,7 +83,20 @@ impl DevPki {
                 issue_into(&pki.dir, &request, &pki.dir)?;
             }
         }
+        let tokens = pki.path(TOKENS);
+        if !tokens.exists() {
+            let line = format!("{},admin,admin,\"{MASTERS_GROUP}\"\n", random_token()?);
+            write_private(&tokens, &line)?;
+        }
         Ok(pki)
+    }
+
+    /// The admin's dashboard login: the browser keeps the token in a cookie.
+    pub fn dashboard_login(&self, url: &str) -> Result<String> {
+        let text = std::fs::read_to_string(self.path(TOKENS))
+            .with_context(|| format!("cannot read {}", self.path(TOKENS).display()))?;
+        let token = text.split(',').next().unwrap_or_default();
+        Ok(format!("{url}/ui/login?token={token}"))
     }
 
     fn path(&self, file: &str) -> PathBuf {
@@ -72,10 +111,13 @@ impl DevPki {
             key: self.path("server.key"),
         }
         .load()?;
+        let tokens_path = self.path(TOKENS);
+        let text = std::fs::read_to_string(&tokens_path)
+            .with_context(|| format!("cannot read {}", tokens_path.display()))?;
         Ok(Security {
             tls,
             auth: Auth {
-                tokens: TokenBook::default(),
+                tokens: TokenBook::parse(&text, &tokens_path.display().to_string())?,
                 authorizer: Authorizer::new(vec![]),
             },
         })
