@@ -302,6 +302,44 @@ fn roles_decide_what_each_user_may_do() {
     let (code, _) = curl(&ca, "GET", &format!("{}/ui/cluster", server.url), &bob_cert);
     assert_eq!(code, "403");
 
+    // An agent writes its own Node and the status of its own pods only.
+    pki.issue("agent", "n1", &[]);
+    let n1 = pki.client_config(&server.url, Some("node-n1"), None);
+    let node = |name: &str| format!("apiVersion: v1\nkind: Node\nmetadata: {{name: {name}}}\n");
+    ok(drover_as(&n1, &["apply", "-f", "-"], Some(&node("n1"))));
+    let e = fails(drover_as(&n1, &["apply", "-f", "-"], Some(&node("n2"))));
+    assert!(
+        e.contains("node \"n1\" may only modify its own Node object"),
+        "{e}"
+    );
+    let fresh = CONFIG_MAP.replace("settings", "from-a-node");
+    let e = fails(drover_as(&n1, &["apply", "-f", "-"], Some(&fresh)));
+    assert!(e.contains("user \"node:n1\" cannot"), "{e}");
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: elsewhere}\nspec: {nodeName: n2, containers: [{name: c, image: busybox}]}\n";
+    ok(drover_as(&admin, &["apply", "-f", "-"], Some(pod)));
+    let pod_url = format!("{}/api/v1/namespaces/default/pods/elsewhere", server.url);
+    let admin_cert = [
+        "--cert",
+        &pki.file("admin.crt"),
+        "--key",
+        &pki.file("admin.key"),
+    ];
+    let (_, stored) = curl(&ca, "GET", &pod_url, &admin_cert);
+    let (cert, key) = (pki.file("node-n1.crt"), pki.file("node-n1.key"));
+    let put = [
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        &stored,
+    ];
+    let (code, body) = curl(&ca, "PUT", &format!("{pod_url}/status"), &put);
+    assert_eq!(code, "403", "{body}");
+    assert!(body.contains("is bound to \\\"n2\\\""), "{body}");
+
     // Denials are counted.
     let (code, metrics) = curl(
         &ca,

@@ -166,3 +166,33 @@ impl Transport for LocalTransport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sender_proven_by_certificate_cannot_speak_for_another_member() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let known: KnownPeers = Arc::new(RwLock::new(Some([2, 3].into_iter().collect())));
+        let inbox = Inbox::new(1, tx, known);
+        let m = Message {
+            to: 1,
+            from: 3,
+            ..Default::default()
+        };
+        let bytes = m.write_to_bytes().expect("encode");
+        assert!(matches!(
+            inbox.deliver_from(&bytes, Some(2)),
+            Err(StepError::Impersonation {
+                claimed: 3,
+                proven: 2
+            })
+        ));
+        assert!(rx.try_recv().is_err(), "nothing reached the node");
+        inbox
+            .deliver_from(&bytes, Some(3))
+            .expect("its own messages pass");
+        assert_eq!(rx.try_recv().map(|m| m.from).ok(), Some(3));
+    }
+}

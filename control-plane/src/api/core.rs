@@ -8,6 +8,7 @@ use drover_proto::selector::{FieldSelector, Selector};
 use drover_proto::validation::{AdmitError, admit};
 use drover_proto::{Kind, Object};
 
+use crate::auth::node_restriction::check_node_write;
 use crate::auth::{Attributes, Auth, AuthError};
 use crate::command::{ApplyError, Command, Propagation};
 use crate::store::{Store, StoreError, WatchFilter};
@@ -104,7 +105,7 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> ApiError {
         let code = match e {
             AuthError::Unauthenticated => ErrorCode::Unauthenticated,
-            AuthError::Forbidden(_) => ErrorCode::Forbidden,
+            AuthError::Forbidden(_) | AuthError::NodeRestricted(_) => ErrorCode::Forbidden,
         };
         ApiError {
             code,
@@ -167,6 +168,39 @@ impl ApiCore {
             namespace,
         };
         Ok(auth.check(request.get::<Identity>(), &attributes)?)
+    }
+
+    /// After [`ApiCore::authorize`] for a write to `kind/name`: an agent may
+    /// change only its own Node and the pods bound to it.
+    pub fn restrict_node_write(
+        &self,
+        request: &axum::http::Extensions,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        let node = match (&self.auth, request.get::<Identity>()) {
+            (Some(_), Some(who)) => who.node_name(),
+            _ => None,
+        };
+        let Some(node) = node else {
+            return Ok(());
+        };
+        let stored = (kind == Kind::Pod)
+            .then(|| self.store.get(kind, namespace, name))
+            .flatten();
+        let bound_to = stored
+            .as_ref()
+            .and_then(|p| p.body.get("spec")?.get("nodeName")?.as_str());
+        check_node_write(node, kind, name, bound_to).map_err(|e| {
+            metrics::counter!(
+                "drover_authorization_denials_total",
+                "verb" => "write",
+                "resource" => kind.plural()
+            )
+            .increment(1);
+            ApiError::from(AuthError::NodeRestricted(e))
+        })
     }
 
     /// Makes the next local read linearizable (a Raft ReadIndex round on a

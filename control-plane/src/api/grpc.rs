@@ -40,7 +40,9 @@ fn authorize_object(
 ) -> Result<(), Status> {
     let kind = parse_kind(&object.kind)?;
     let resource = format!("{}{subresource}", kind.plural());
-    core.authorize(request, verb, &resource, object_namespace(kind, object))?;
+    let namespace = object_namespace(kind, object);
+    core.authorize(request, verb, &resource, namespace)?;
+    core.restrict_node_write(request, kind, namespace, &object.metadata.name)?;
     Ok(())
 }
 
@@ -131,6 +133,7 @@ impl pb::api_server::Api for ApiCore {
         let (ext, req) = (req.extensions().clone(), req.into_inner());
         let kind = parse_kind(&req.kind)?;
         self.authorize(&ext, "delete", kind.plural(), &req.namespace)?;
+        self.restrict_node_write(&ext, kind, &req.namespace, &req.name)?;
         let precondition = (req.resource_version != 0).then_some(req.resource_version);
         let obj = ApiCore::delete(
             self,

@@ -241,9 +241,15 @@ async fn dispatch(
     let json_ok = |code: StatusCode, o: &Object| (code, axum::Json(o.to_value())).into_response();
     let (verb, resource) = verb_and_resource(&method, &target, matches!(qs("watch"), "true" | "1"));
     // Create and update are authorized in the namespace of the object sent.
-    let authorize = |namespace: &str| core.authorize(&extensions, verb, &resource, namespace);
+    let authorize = |namespace: &str, name: &str| {
+        core.authorize(&extensions, verb, &resource, namespace)?;
+        match method {
+            Method::GET => Ok(()),
+            _ => core.restrict_node_write(&extensions, target.kind, namespace, name),
+        }
+    };
     if !matches!(method, Method::POST | Method::PUT)
-        && let Err(e) = authorize(&ns)
+        && let Err(e) = authorize(&ns, target.name.as_deref().unwrap_or(""))
     {
         return error_response(e);
     }
@@ -317,7 +323,7 @@ async fn dispatch(
             if target.kind.namespaced() && !ns.is_empty() {
                 obj.metadata.namespace = Some(ns);
             }
-            if let Err(e) = authorize(object_namespace(target.kind, &obj)) {
+            if let Err(e) = authorize(object_namespace(target.kind, &obj), &obj.metadata.name) {
                 return error_response(e);
             }
             match core.create(obj, qs("dryRun") == "All").await {
@@ -339,7 +345,7 @@ async fn dispatch(
             if target.kind.namespaced() && !ns.is_empty() {
                 obj.metadata.namespace = Some(ns);
             }
-            if let Err(e) = authorize(object_namespace(target.kind, &obj)) {
+            if let Err(e) = authorize(object_namespace(target.kind, &obj), &obj.metadata.name) {
                 return error_response(e);
             }
             let r = if target.status {

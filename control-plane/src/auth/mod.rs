@@ -4,6 +4,7 @@
 
 pub mod listener;
 pub mod login;
+pub mod node_restriction;
 pub mod rbac;
 pub mod tls;
 pub mod tokens;
@@ -122,4 +123,6 @@ pub enum AuthError {
     Unauthenticated,
     #[error("forbidden: {0}")]
     Forbidden(rbac::Denied),
+    #[error("forbidden: {0}")]
+    NodeRestricted(node_restriction::NodeRestricted),
 }
