@@ -30,6 +30,22 @@ struct Cli {
     /// Context of the client config to use (default: its current-context).
     #[arg(long, global = true)]
     context: Option<String>,
+    /// The cluster CA to trust (overrides the client config's).
+    #[arg(long, global = true, value_name = "FILE")]
+    certificate_authority: Option<std::path::PathBuf>,
+    /// Client certificate (with --client-key; overrides the client config's).
+    #[arg(long, global = true, requires = "client_key", value_name = "FILE")]
+    client_certificate: Option<std::path::PathBuf>,
+    #[arg(
+        long,
+        global = true,
+        requires = "client_certificate",
+        value_name = "FILE"
+    )]
+    client_key: Option<std::path::PathBuf>,
+    /// Bearer token (overrides the client config's).
+    #[arg(long, global = true, env = "DROVER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Read consistency: `linearizable` (default; a Raft ReadIndex round)
     /// or `stale` (the member's local state, which may trail the leader).
     #[arg(long, global = true, default_value = "linearizable", value_parser = ["linearizable", "stale"])]
@@ -93,6 +109,22 @@ fn resolve_target(cli: &Cli) -> Result<config::Target, config::ConfigError> {
     };
     if let Some(server) = &cli.server {
         target.server = server.clone();
+    }
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| config::ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let creds = &mut target.credentials;
+    if let Some(ca) = &cli.certificate_authority {
+        creds.ca_pem = Some(read(ca)?);
+    }
+    if let (Some(cert), Some(key)) = (&cli.client_certificate, &cli.client_key) {
+        creds.cert_pem = Some((read(cert)?, read(key)?));
+    }
+    if let Some(token) = &cli.token {
+        creds.token = Some(token.clone());
     }
     Ok(target)
 }

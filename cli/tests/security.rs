@@ -395,9 +395,29 @@ fn expired_and_foreign_certificates_are_refused() {
     let mallory = pki.client_config(&server.url, Some("mallory"), None);
     let e = fails(drover_as(&mallory, &["get", "pods"], None));
     assert!(e.contains("refuses the client certificate"), "{e}");
-    // The admin, for contrast, gets in.
+    // The admin, for contrast, gets in: by client config, or by flags.
     let admin = pki.client_config(&server.url, Some("admin"), None);
     ok(drover_as(&admin, &["get", "pods"], None));
+    let (ca, cert, key) = (
+        pki.file("ca.crt"),
+        pki.file("admin.crt"),
+        pki.file("admin.key"),
+    );
+    let flags = [
+        "get",
+        "pods",
+        "--server",
+        &server.url,
+        "--certificate-authority",
+        &ca,
+        "--client-certificate",
+        &cert,
+        "--client-key",
+        &key,
+    ];
+    let empty = dir.path().join("empty-config");
+    std::fs::write(&empty, "").expect("empty config");
+    ok(drover_as(&empty, &flags, None));
     // A client that does not trust the server's CA refuses it.
     let wrong_ca = other.client_config(&server.url, Some("mallory"), None);
     let e = fails(drover_as(&wrong_ca, &["get", "pods"], None));
