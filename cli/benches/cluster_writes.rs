@@ -183,7 +183,7 @@ struct PutResponse {}
 /// One write to either system.
 #[derive(Clone)]
 enum Writer {
-    Drover(Client),
+    Drover(Box<Client>),
     Etcd(tonic::client::Grpc<Channel>),
 }
 
@@ -193,7 +193,7 @@ impl Writer {
         match system {
             "drover" => Client::connect(&url)
                 .await
-                .map(Writer::Drover)
+                .map(|c| Writer::Drover(Box::new(c)))
                 .map_err(|e| e.to_string()),
             _ => {
                 let ch = tonic::transport::Endpoint::from_shared(url)

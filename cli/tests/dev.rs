@@ -52,6 +52,8 @@ fn dev_serves_the_example_web_service_and_cleans_up_on_ctrl_c() {
         .args(["--bridge", &net.bridge, "--pod-cidr", &net.cidr, "--apply"])
         .arg(&examples)
         .env("RUST_LOG", "warn")
+        // dev writes its client config there, never into the real ~/.drover.
+        .env("DROVER_CONFIG", dir.path().join("config"))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

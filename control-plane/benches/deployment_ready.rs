@@ -71,6 +71,7 @@ async fn main() {
         listen: "127.0.0.1:0".parse().expect("address"),
         history_limit: 1_000_000,
         raft: None,
+        security: None,
     };
     tokio::spawn(serve(
         config,

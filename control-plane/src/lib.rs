@@ -3,6 +3,7 @@
 //! gateway on one port (`api`).
 
 pub mod api;
+pub mod auth;
 pub mod command;
 pub mod controllers;
 pub mod replicated;
@@ -12,6 +13,6 @@ pub mod store;
 pub mod ui;
 
 pub use command::{ApplyError, Command};
-pub use server::{Ready, ServerConfig, serve};
+pub use server::{Ready, Security, ServerConfig, serve};
 pub use state::StateMachine;
 pub use store::Store;

@@ -2,9 +2,10 @@
 //! control plane) and serves gRPC and the HTTP gateway on one listener
 //! (tonic's routes inside the axum router; HTTP/1.1 and h2c side by side).
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use drover_proto::grpc::api_server::ApiServer;
 use drover_proto::grpc::cluster_server::ClusterServer;
@@ -12,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::api::cluster::ClusterApi;
 use crate::api::{ApiCore, http, metrics};
+use crate::auth::{Auth, TlsListener, TlsMaterial, TlsPeer, authenticate};
 use crate::replicated::{self, Member, RaftSettings};
 use crate::store::{OpenError, Store};
 
@@ -24,6 +26,22 @@ pub struct ServerConfig {
     pub history_limit: usize,
     /// Member of a replicated control plane; `None`: a single server.
     pub raft: Option<RaftSettings>,
+    /// TLS on every listener, with authentication and RBAC; `None`: plain
+    /// HTTP/2 and no checks (the caller keeps such a server on loopback).
+    pub security: Option<Security>,
+}
+
+/// What a server secured with TLS needs.
+#[derive(Clone)]
+pub struct Security {
+    pub tls: TlsMaterial,
+    pub auth: Auth,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security").finish_non_exhaustive()
+    }
 }
 
 /// What a started server tells its caller.
@@ -55,6 +73,10 @@ pub enum ServeError {
         "the raft node stopped: {0}; this member no longer takes part in the cluster. Fix the cause (a full disk?) and restart it: it catches up from its peers"
     )]
     RaftFailed(String),
+    #[error(transparent)]
+    Tls(#[from] crate::auth::TlsError),
+    #[error("{0}")]
+    PeerIdentity(String),
 }
 
 /// Runs the server until `shutdown` resolves. `on_ready` learns where it listens.
@@ -74,7 +96,12 @@ pub async fn serve(
     let (store, member) = match &config.raft {
         None => (Store::open(&config.data_dir, config.history_limit)?, None),
         Some(settings) => {
-            let m = replicated::start(&config.data_dir, config.history_limit, settings).await?;
+            let tls = config.security.as_ref().map(|s| &s.tls);
+            if let Some(tls) = tls {
+                check_member_certificate(tls, settings.id)?;
+            }
+            let m =
+                replicated::start(&config.data_dir, config.history_limit, settings, tls).await?;
             (m.store.clone(), Some(m))
         }
     };
@@ -82,7 +109,8 @@ pub async fn serve(
         None => watch::channel(true).1,
         Some(m) => leader_signal(m.replicator.leadership()),
     };
-    let core = ApiCore::new(store);
+    let auth = config.security.as_ref().map(|s| Arc::new(s.auth.clone()));
+    let core = ApiCore::new(store, auth.clone());
     let max = 1 << 30;
     let grpc = tonic::service::Routes::new(
         ApiServer::new(core.clone())
@@ -94,23 +122,43 @@ pub async fn serve(
     let app = grpc
         .merge(http::router(core.clone()))
         .merge(crate::ui::router(core));
+    let tls = match (&config.security, auth) {
+        (Some(security), Some(auth)) => Some((
+            security.tls.api_server_config()?,
+            app.clone()
+                .route(
+                    "/ui/login",
+                    axum::routing::get(crate::auth::login::login).with_state(auth.clone()),
+                )
+                .layer(axum::middleware::from_fn_with_state(auth, authenticate)),
+        )),
+        _ => None,
+    };
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "drover API serving gRPC and HTTP");
     on_ready(Ready {
         addr,
         peer_addr: member.as_ref().map(|m| m.peer_addr),
         leader,
     });
-    // Without TCP_NODELAY, small HTTP/2 frames wait on delayed ACKs (~40 ms per request).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .into_future();
+    let serving = async move {
+        match tls {
+            Some((tls_config, app)) => {
+                let listener = TlsListener::new(listener, tls_config).map_err(ServeError::Serve)?;
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<TlsPeer>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(ServeError::Serve)
+            }
+            None => serve_plain(listener, app, shutdown).await,
+        }
+    };
     let served = match member.as_ref().map(Member::failure) {
-        None => served.await.map_err(ServeError::Serve),
+        None => serving.await,
         Some(failure) => tokio::select! {
-            r = served => r.map_err(ServeError::Serve),
+            r = serving => r,
             why = failure => Err(ServeError::RaftFailed(why)),
         },
     };
@@ -118,6 +166,35 @@ pub async fn serve(
         m.shutdown().await;
     }
     served
+}
+
+/// A member's certificate must prove the id it runs as, or its peers
+/// would refuse every message it sends.
+fn check_member_certificate(tls: &TlsMaterial, id: u64) -> Result<(), ServeError> {
+    let own = tls.own_identity()?;
+    match own.peer_id() {
+        Some(cert_id) if cert_id == id => Ok(()),
+        _ => Err(ServeError::PeerIdentity(format!(
+            "this member is --id {id} but its certificate is for {:?}; issue one with `drover cert issue --kind peer --name {id}`",
+            own.user
+        ))),
+    }
+}
+
+/// Serves without TLS (loopback, or `--insecure`).
+async fn serve_plain(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    // Without TCP_NODELAY, small HTTP/2 frames wait on delayed ACKs (~40 ms per request).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServeError::Serve)
 }
 
 /// `true` while the member leads.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 
 use crate::grpc::api_client::ApiClient;
@@ -35,6 +35,12 @@ pub enum ClientError {
     Gone(String),
     #[error("{0}")]
     Unavailable(String),
+    /// No valid credentials: the server does not know who is asking.
+    #[error("unauthorized: {0} (check the client config's certificate or token)")]
+    Unauthenticated(String),
+    /// Known, but not allowed to do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("{0}")]
     Other(String),
     #[error("the server sent an unreadable object: {0}")]
@@ -51,6 +57,8 @@ impl ClientError {
             Code::InvalidArgument => ClientError::Invalid(m),
             Code::OutOfRange => ClientError::Gone(m),
             Code::Unavailable => ClientError::Unavailable(m),
+            Code::Unauthenticated => ClientError::Unauthenticated(m),
+            Code::PermissionDenied => ClientError::Forbidden(m),
             _ => ClientError::Other(format!("{:?}: {m}", s.code())),
         }
     }
@@ -93,6 +101,34 @@ pub struct Client {
     url: String,
     /// Reads served from the member's own state, without a ReadIndex round.
     stale_reads: bool,
+    /// `Bearer TOKEN`, sent with every call.
+    /// (Boxed: the client is moved around by value a lot.)
+    token: Option<std::sync::Arc<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>>,
+}
+
+/// How a client proves who it is and whom it trusts (PEM bytes, as read
+/// from the files a client config names).
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// The cluster CA; without it, the system's roots are not used either,
+    /// so an `https://` URL then fails to verify.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Client certificate and key.
+    pub cert_pem: Option<(Vec<u8>, Vec<u8>)>,
+    pub token: Option<String>,
+}
+
+impl Credentials {
+    fn tls(&self) -> ClientTlsConfig {
+        let mut tls = ClientTlsConfig::new();
+        if let Some(ca) = &self.ca_pem {
+            tls = tls.ca_certificate(Certificate::from_pem(ca));
+        }
+        if let Some((cert, key)) = &self.cert_pem {
+            tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
+        }
+        tls
+    }
 }
 
 fn decode(bytes: &[u8]) -> Result<Object, ClientError> {
@@ -102,16 +138,26 @@ fn decode(bytes: &[u8]) -> Result<Object, ClientError> {
 impl Client {
     /// Connects to `url` (e.g. `http://127.0.0.1:7700`), failing fast if it is down.
     pub async fn connect(url: &str) -> Result<Client, ClientError> {
+        Client::connect_with(url, &Credentials::default()).await
+    }
+
+    /// Connects to `url` with TLS and credentials (`https://...`).
+    pub async fn connect_with(url: &str, credentials: &Credentials) -> Result<Client, ClientError> {
         let unreachable = |message: String| ClientError::Unreachable {
             url: url.to_string(),
             message,
         };
-        let endpoint = Endpoint::from_shared(url.to_string())
+        let mut endpoint = Endpoint::from_shared(url.to_string())
             .map_err(|e| unreachable(format!("invalid URL: {e}")))?
             .connect_timeout(Duration::from_secs(3))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(20))
             .keep_alive_while_idle(true);
+        if url.starts_with("https://") {
+            endpoint = endpoint
+                .tls_config(credentials.tls())
+                .map_err(|e| unreachable(format!("TLS settings: {e}")))?;
+        }
         let channel = endpoint.connect().await.map_err(|e| {
             let mut msg = e.to_string();
             let mut src = std::error::Error::source(&e);
@@ -121,6 +167,15 @@ impl Client {
             }
             unreachable(msg)
         })?;
+        let token = match &credentials.token {
+            None => None,
+            Some(t) => {
+                let header = format!("Bearer {t}").parse().map_err(|_| {
+                    unreachable("the token has characters a header cannot carry".into())
+                })?;
+                Some(std::sync::Arc::new(header))
+            }
+        };
         Ok(Client {
             cluster: ClusterClient::new(channel.clone()),
             api: ApiClient::new(channel)
@@ -128,7 +183,19 @@ impl Client {
                 .max_encoding_message_size(MAX_MESSAGE),
             url: url.to_string(),
             stale_reads: false,
+            token,
         })
+    }
+
+    /// A request carrying the bearer token, if there is one.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(token) = &self.token {
+            request
+                .metadata_mut()
+                .insert("authorization", (**token).clone());
+        }
+        request
     }
 
     pub fn url(&self) -> &str {
@@ -149,6 +216,19 @@ impl Client {
                 message: s.message().to_string(),
             };
         }
+        // TLS 1.3 servers refuse a client certificate after the client
+        // thinks the handshake is done: the first call is cut off.
+        let cut_off = s.code() == Code::Cancelled
+            || (s.code() == Code::Unknown && s.message().contains("transport error"));
+        if cut_off && self.url.starts_with("https://") {
+            return ClientError::Unreachable {
+                url: self.url.clone(),
+                message: format!(
+                    "the server closed the connection ({}); it refuses the client certificate: expired, or signed by another CA?",
+                    s.message()
+                ),
+            };
+        }
         ClientError::from_status(s)
     }
 
@@ -161,7 +241,7 @@ impl Client {
         let reply = self
             .api
             .clone()
-            .create(req)
+            .create(self.request(req))
             .await
             .map_err(|s| self.map(s))?
             .into_inner();
@@ -183,7 +263,7 @@ impl Client {
         let reply = self
             .api
             .clone()
-            .get(req)
+            .get(self.request(req))
             .await
             .map_err(|s| self.map(s))?
             .into_inner();
@@ -206,7 +286,7 @@ impl Client {
         let reply = self
             .api
             .clone()
-            .list(req)
+            .list(self.request(req))
             .await
             .map_err(|s| self.map(s))?
             .into_inner();
@@ -227,7 +307,7 @@ impl Client {
         let reply = self
             .api
             .clone()
-            .update(req)
+            .update(self.request(req))
             .await
             .map_err(|s| self.map(s))?
             .into_inner();
@@ -243,7 +323,7 @@ impl Client {
         let reply = self
             .api
             .clone()
-            .update_status(req)
+            .update_status(self.request(req))
             .await
             .map_err(|s| self.map(s))?
             .into_inner();
@@ -269,7 +349,7 @@ impl Client {
         let reply = self
             .api
             .clone()
-            .delete(req)
+            .delete(self.request(req))
             .await
             .map_err(|s| self.map(s))?
             .into_inner();
@@ -294,7 +374,7 @@ impl Client {
         let stream = self
             .api
             .clone()
-            .watch(req)
+            .watch(self.request(req))
             .await
             .map_err(|s| self.map(s))?
             .into_inner();
@@ -313,7 +393,7 @@ impl Client {
         let reply = self
             .api
             .clone()
-            .version(pb::VersionRequest {})
+            .version(self.request(pb::VersionRequest {}))
             .await
             .map_err(|s| self.map(s))?
             .into_inner();
@@ -325,7 +405,7 @@ impl Client {
         Ok(self
             .cluster
             .clone()
-            .status(pb::ClusterStatusRequest {})
+            .status(self.request(pb::ClusterStatusRequest {}))
             .await
             .map_err(|s| self.map(s))?
             .into_inner())
@@ -335,10 +415,10 @@ impl Client {
     pub async fn add_member(&self, id: u64, peer_addr: &str) -> Result<(), ClientError> {
         self.cluster
             .clone()
-            .add_member(pb::AddMemberRequest {
+            .add_member(self.request(pb::AddMemberRequest {
                 id,
                 peer_addr: peer_addr.to_string(),
-            })
+            }))
             .await
             .map_err(|s| self.map(s))?;
         Ok(())
@@ -348,7 +428,7 @@ impl Client {
     pub async fn remove_member(&self, id: u64) -> Result<(), ClientError> {
         self.cluster
             .clone()
-            .remove_member(pb::RemoveMemberRequest { id })
+            .remove_member(self.request(pb::RemoveMemberRequest { id }))
             .await
             .map_err(|s| self.map(s))?;
         Ok(())

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod decode;
+pub mod identity;
 pub mod kind;
 pub mod manifest;
 pub mod meta;

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod apply;
+pub mod cert;
 pub mod cluster;
 pub mod delete;
 pub mod describe;
@@ -18,17 +19,24 @@ pub mod target;
 pub mod vm;
 
 use anyhow::Result;
-use drover_proto::client::{Client, ClientError};
+use drover_proto::client::{Client, ClientError, Credentials};
 use drover_proto::{Kind, Object};
 
 /// Set once from `--consistency=stale`: reads may come from a follower's
 /// local state instead of a linearizable ReadIndex round.
 pub static STALE_READS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
+/// Set once from the client config: the CA to trust and who we are.
+pub static CREDENTIALS: std::sync::OnceLock<Credentials> = std::sync::OnceLock::new();
+
 /// Connects to the API server.
 pub async fn connect(server: &str) -> Result<Client> {
     let stale = STALE_READS.get().copied().unwrap_or(false);
-    Ok(Client::connect(server).await?.with_stale_reads(stale))
+    let none = Credentials::default();
+    let credentials = CREDENTIALS.get().unwrap_or(&none);
+    Ok(Client::connect_with(server, credentials)
+        .await?
+        .with_stale_reads(stale))
 }
 
 /// Resolves a kind the way kubectl does, with a hint when it is unknown.

@@ -4,12 +4,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
+use drover_control_plane::auth::{Auth, Authorizer, TlsFiles, TokenBook, rbac};
 use drover_control_plane::controllers::ControllerConfig;
 use drover_control_plane::controllers::node_lifecycle::NodeLifecycleConfig;
 use drover_control_plane::replicated::{self, RaftSettings};
-use drover_control_plane::{Ready, ServerConfig, serve};
+use drover_control_plane::{Ready, Security, ServerConfig, serve};
+use drover_proto::client::Credentials;
 use tokio::sync::watch;
 
 use super::rollout::parse_duration;
@@ -63,6 +65,24 @@ pub struct ServerArgs {
     /// each (keeping a tenth of this, at most 5,000, for slow followers).
     #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(10..))]
     snapshot_threshold: u64,
+    /// The cluster CA (`drover cert init`): TLS on the API and the Raft
+    /// transport, with client certificates it signed, bearer tokens and RBAC.
+    #[arg(long, requires_all = ["cert", "key"], value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// This server's certificate (`drover cert issue --kind server`, or
+    /// `--kind peer --name ID` for a replicated member).
+    #[arg(long, requires_all = ["ca", "key"], value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// The key of --cert.
+    #[arg(long, requires_all = ["ca", "cert"], value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// Bearer tokens, one `token,user,uid,"group1,group2"` a line (Kubernetes' static token file).
+    #[arg(long, requires = "ca", value_name = "FILE")]
+    token_auth_file: Option<PathBuf>,
+    /// ClusterRoleBindings and RoleBindings (rbac.authorization.k8s.io/v1
+    /// YAML) giving the built-in roles cluster-admin, edit and view to users and groups.
+    #[arg(long, requires = "ca", value_name = "FILE")]
+    authorization_policy_file: Option<PathBuf>,
     /// Serve the API and the Raft transport without TLS on addresses other
     /// hosts can reach. Without it, only loopback addresses are accepted:
     /// anyone who reaches an open API can run anything as root on every node.
@@ -70,15 +90,74 @@ pub struct ServerArgs {
     insecure: bool,
 }
 
-/// Refuses a non-loopback address without `--insecure`: the API has no
-/// TLS or authentication yet, so only this machine may reach it by default.
-pub fn check_exposure(flag: &str, addr: SocketAddr, insecure: bool) -> Result<()> {
-    if addr.ip().is_loopback() || insecure {
+/// Refuses a non-loopback address without TLS unless `--insecure`: an
+/// open API lets whoever reaches it run anything as root on every node.
+pub fn check_exposure(flag: &str, addr: SocketAddr, tls: bool, insecure: bool) -> Result<()> {
+    if addr.ip().is_loopback() || tls || insecure {
         return Ok(());
     }
     anyhow::bail!(
-        "refusing to serve {flag} {addr} without TLS: anyone who reaches it could run anything as root on every node. Listen on 127.0.0.1, or pass --insecure on a network you trust"
+        "refusing to serve {flag} {addr} without TLS: anyone who reaches it could run anything as root on every node. Give --ca/--cert/--key (see `drover cert`), listen on 127.0.0.1, or pass --insecure on a network you trust"
     )
+}
+
+/// TLS, tokens and RBAC from `--ca/--cert/--key`, `--token-auth-file` and
+/// `--authorization-policy-file`; `None` without `--ca`.
+fn security(args: &ServerArgs) -> Result<Option<Security>> {
+    let (Some(ca), Some(cert), Some(key)) = (&args.ca, &args.cert, &args.key) else {
+        return Ok(None);
+    };
+    let tls = TlsFiles {
+        ca: ca.clone(),
+        cert: cert.clone(),
+        key: key.clone(),
+    }
+    .load()?;
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let tokens = match &args.token_auth_file {
+        Some(path) => TokenBook::parse(&read(path)?, &path.display().to_string())?,
+        None => TokenBook::default(),
+    };
+    let roles = rbac::builtin_roles();
+    let bindings = match &args.authorization_policy_file {
+        Some(path) => rbac::parse_policy(
+            &read(path)?,
+            &path.display().to_string(),
+            roles.iter().map(|r| r.name.as_str()),
+        )?,
+        None => vec![],
+    };
+    Ok(Some(Security {
+        tls,
+        auth: Auth {
+            tokens,
+            authorizer: Authorizer::new(bindings),
+        },
+    }))
+}
+
+/// How the server's own controllers and scheduler reach its API: over
+/// loopback (or the address it listens on), as itself when TLS is on.
+pub fn local_target(addr: SocketAddr, security: Option<&Security>) -> (String, Credentials) {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let at = SocketAddr::new(ip, addr.port());
+    match security {
+        None => (format!("http://{at}"), Credentials::default()),
+        Some(s) => (
+            format!("https://{at}"),
+            Credentials {
+                ca_pem: Some(s.tls.ca_pem.clone()),
+                cert_pem: Some((s.tls.cert_pem.clone(), s.tls.key_pem.clone())),
+                token: None,
+            },
+        ),
+    }
 }
 
 pub fn init_logging() {
@@ -146,16 +225,22 @@ fn raft_settings(args: &ServerArgs) -> Result<Option<RaftSettings>> {
 
 pub async fn run(args: ServerArgs) -> Result<()> {
     init_logging();
-    check_exposure("--listen", args.listen, args.insecure)?;
+    let security = security(&args)?;
+    let tls = security.is_some();
+    check_exposure("--listen", args.listen, tls, args.insecure)?;
     if let Some(peer) = args.peer_listen {
-        check_exposure("--peer-listen", peer, args.insecure)?;
+        check_exposure("--peer-listen", peer, tls, args.insecure)?;
     }
-    if args.listen.ip().is_loopback() {
+    if tls {
+        tracing::info!("TLS on: clients need a certificate from the cluster CA or a token");
+    } else if args.listen.ip().is_loopback() {
         tracing::info!("no TLS: the API answers on loopback only");
     } else {
         tracing::warn!(addr = %args.listen, "--insecure: the API answers without TLS or authentication");
     }
+    let scheme = if tls { "https" } else { "http" };
     let config = ServerConfig {
+        security: security.clone(),
         raft: raft_settings(&args)?,
         data_dir: args.data_dir,
         listen: args.listen,
@@ -168,10 +253,10 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         move |ready: Ready| {
             match ready.peer_addr {
                 Some(peer) => eprintln!(
-                    "drover server listening on http://{} (raft peers on {peer})",
+                    "drover server listening on {scheme}://{} (raft peers on {peer})",
                     ready.addr
                 ),
-                None => eprintln!("drover server listening on http://{}", ready.addr),
+                None => eprintln!("drover server listening on {scheme}://{}", ready.addr),
             }
             let _ = ready_tx.send(ready);
         },
@@ -190,7 +275,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             ..ControllerConfig::default()
         });
         spawn_leader_work(
-            ready.addr,
+            local_target(ready.addr, security.as_ref()),
             stop_rx,
             ready.leader,
             controllers,
@@ -205,15 +290,14 @@ pub async fn run(args: ServerArgs) -> Result<()> {
 /// `addr` whenever `leader` is true, stopping it when leadership moves away,
 /// until `stop` turns true. A single server is always the leader.
 pub fn spawn_leader_work(
-    addr: SocketAddr,
+    (url, credentials): (String, Credentials),
     mut stop: watch::Receiver<bool>,
     mut leader: watch::Receiver<bool>,
     controllers: Option<ControllerConfig>,
     scheduler: bool,
 ) {
     tokio::spawn(async move {
-        let url = format!("http://{addr}");
-        let client = match drover_proto::client::Client::connect(&url).await {
+        let client = match drover_proto::client::Client::connect_with(&url, &credentials).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "leader work cannot reach the API; controllers and scheduler are not running");

@@ -75,6 +75,12 @@ pub enum StepError {
     /// the sender is not a member of this cluster
     #[error("message from unknown peer {from} rejected")]
     UnknownPeer { from: u64 },
+    /// the message claims a sender other than the member the connection's
+    /// certificate proves
+    #[error(
+        "message claiming to be from member {claimed} rejected: the connection's certificate is member {proven}'s"
+    )]
+    Impersonation { claimed: u64, proven: u64 },
     /// raft-rs rejected the message
     #[error("raft rejected message: {0}")]
     Raft(#[from] raft::Error),

@@ -14,11 +14,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use drover_proto::identity::Identity;
 use drover_proto::raft_grpc::raft_transport_client::RaftTransportClient;
 use drover_proto::raft_grpc::raft_transport_server::{RaftTransport, RaftTransportServer};
 use drover_proto::raft_grpc::{ForwardReply, ForwardRequest, RaftEnvelope, SendReply};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::ClientTlsConfig;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::envelope::Members;
@@ -32,6 +34,8 @@ pub const MAX_MESSAGE_BYTES: usize = 512 << 20;
 /// Outbound gRPC transport for member `id`.
 pub struct GrpcTransport {
     id: u64,
+    /// Mutual TLS towards peers; `None`: plain HTTP/2.
+    tls: Option<ClientTlsConfig>,
     runtime: tokio::runtime::Handle,
     peers: HashMap<u64, Peer>,
     unreachable: BTreeSet<u64>,
@@ -49,10 +53,19 @@ impl GrpcTransport {
     pub fn new(id: u64, runtime: tokio::runtime::Handle) -> Self {
         Self {
             id,
+            tls: None,
             runtime,
             peers: HashMap::new(),
             unreachable: BTreeSet::new(),
         }
+    }
+}
+
+impl GrpcTransport {
+    /// Dials peers with TLS, presenting this member's certificate.
+    pub fn with_tls(mut self, tls: ClientTlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
     }
 }
 
@@ -87,8 +100,13 @@ impl Transport for GrpcTransport {
             }
             let (tx, rx) = mpsc::channel(PEER_QUEUE);
             let connected = Arc::new(AtomicBool::new(false));
-            self.runtime
-                .spawn(pump(self.id, id, addr.clone(), rx, connected.clone()));
+            let link = Link {
+                from: self.id,
+                to: id,
+                addr: addr.clone(),
+                tls: self.tls.clone(),
+            };
+            self.runtime.spawn(pump(link, rx, connected.clone()));
             self.peers.insert(
                 id,
                 Peer {
@@ -103,16 +121,16 @@ impl Transport for GrpcTransport {
 
 /// Keeps one client stream to a peer open and feeds it from the queue; ends
 /// when the peer is dropped from the address book.
-async fn pump(
-    from: u64,
-    to: u64,
-    addr: String,
-    mut queue: mpsc::Receiver<RaftEnvelope>,
-    connected: Arc<AtomicBool>,
-) {
+async fn pump(link: Link, mut queue: mpsc::Receiver<RaftEnvelope>, connected: Arc<AtomicBool>) {
+    let Link {
+        from,
+        to,
+        addr,
+        tls,
+    } = link;
     let mut backoff = Duration::from_millis(20);
     loop {
-        let client = match connect(&addr).await {
+        let client = match connect(&addr, tls.as_ref()).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(from, to, %addr, "raft peer unreachable: {e}");
@@ -152,14 +170,27 @@ async fn pump(
     }
 }
 
-async fn connect(
+/// One direction between two members.
+struct Link {
+    from: u64,
+    to: u64,
+    addr: String,
+    tls: Option<ClientTlsConfig>,
+}
+
+/// Dials a member's Raft transport (`https` when `tls` is given).
+pub async fn connect(
     addr: &str,
+    tls: Option<&ClientTlsConfig>,
 ) -> Result<RaftTransportClient<tonic::transport::Channel>, tonic::transport::Error> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))?
         .connect_timeout(Duration::from_millis(500))
-        .tcp_nodelay(true)
-        .connect()
-        .await?;
+        .tcp_nodelay(true);
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls.clone())?;
+    }
+    let channel = endpoint.connect().await?;
     Ok(RaftTransportClient::new(channel)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
         .max_decoding_message_size(MAX_MESSAGE_BYTES))
@@ -168,7 +199,7 @@ async fn connect(
 /// Sends a command to the member at `addr` (the leader hint's address) via
 /// `Forward`; returns whatever that member's [`Forwarder`] encoded.
 pub async fn forward(addr: &str, command: Vec<u8>) -> Result<Vec<u8>, Status> {
-    let mut client = connect(addr)
+    let mut client = connect(addr, None)
         .await
         .map_err(|e| Status::unavailable(format!("cannot reach {addr}: {e}")))?;
     let reply = client.forward(ForwardRequest { command }).await?;
@@ -185,11 +216,48 @@ pub type Forwarder = Arc<
 pub struct RaftService {
     inbox: Inbox,
     forwarder: Option<Forwarder>,
+    /// Callers must present a member's certificate (`CN=peer:ID`), and
+    /// may only send as that member.
+    require_peer_certificates: bool,
 }
 
 impl RaftService {
     pub fn new(inbox: Inbox, forwarder: Option<Forwarder>) -> Self {
-        Self { inbox, forwarder }
+        Self {
+            inbox,
+            forwarder,
+            require_peer_certificates: false,
+        }
+    }
+
+    /// Served over mutual TLS: accept only members' certificates and bind
+    /// each message's sender to the certificate's member id.
+    pub fn requiring_peer_certificates(mut self) -> Self {
+        self.require_peer_certificates = true;
+        self
+    }
+
+    /// The member id the caller's certificate proves; `None` without TLS.
+    fn proven_peer<T>(&self, request: &Request<T>) -> Result<Option<u64>, Status> {
+        if !self.require_peer_certificates {
+            return Ok(None);
+        }
+        let refuse = |why: &str| {
+            Status::permission_denied(format!(
+                "the Raft transport only accepts control-plane members' certificates (CN=peer:ID): {why}"
+            ))
+        };
+        let certs = request
+            .peer_certs()
+            .ok_or_else(|| refuse("no client certificate"))?;
+        let der = certs
+            .first()
+            .ok_or_else(|| refuse("no client certificate"))?;
+        let identity = Identity::from_certificate_der(der).map_err(|e| refuse(&e.to_string()))?;
+        identity
+            .peer_id()
+            .map(Some)
+            .ok_or_else(|| refuse(&format!("the certificate is {:?}'s", identity.user)))
     }
 
     /// The tonic service, with message limits large enough for snapshots.
@@ -202,7 +270,9 @@ impl RaftService {
 
 fn step_status(e: StepError) -> Status {
     match e {
-        StepError::UnknownPeer { .. } => Status::permission_denied(e.to_string()),
+        StepError::UnknownPeer { .. } | StepError::Impersonation { .. } => {
+            Status::permission_denied(e.to_string())
+        }
         StepError::Stopped => Status::unavailable(e.to_string()),
         StepError::Decode(_) | StepError::WrongRecipient { .. } | StepError::Raft(_) => {
             Status::invalid_argument(e.to_string())
@@ -216,10 +286,13 @@ impl RaftTransport for RaftService {
         &self,
         request: Request<Streaming<RaftEnvelope>>,
     ) -> Result<Response<SendReply>, Status> {
+        let proven = self.proven_peer(&request)?;
         let mut stream = request.into_inner();
         while let Some(env) = stream.message().await? {
             // A bad message ends the stream: the peer is misconfigured or hostile.
-            self.inbox.deliver(&env.message).map_err(step_status)?;
+            self.inbox
+                .deliver_from(&env.message, proven)
+                .map_err(step_status)?;
         }
         Ok(Response::new(SendReply {}))
     }
@@ -228,6 +301,7 @@ impl RaftTransport for RaftService {
         &self,
         request: Request<ForwardRequest>,
     ) -> Result<Response<ForwardReply>, Status> {
+        self.proven_peer(&request)?;
         let Some(forward) = &self.forwarder else {
             return Err(Status::unimplemented(
                 "this member does not accept forwarded commands",

@@ -54,7 +54,21 @@ impl Inbox {
     /// another member and messages from unknown peers are rejected here, on
     /// the caller's thread. A full queue drops the message: raft retransmits.
     pub fn deliver(&self, bytes: &[u8]) -> Result<(), StepError> {
+        self.deliver_from(bytes, None)
+    }
+
+    /// Delivers a message that must come from `proven`, the member the
+    /// sender's certificate names (when the transport uses TLS).
+    pub fn deliver_from(&self, bytes: &[u8], proven: Option<u64>) -> Result<(), StepError> {
         let msg = Message::parse_from_bytes(bytes)?;
+        if let Some(proven) = proven
+            && msg.from != proven
+        {
+            return Err(StepError::Impersonation {
+                claimed: msg.from,
+                proven,
+            });
+        }
         if msg.to != self.id {
             return Err(StepError::WrongRecipient {
                 to: msg.to,
@@ -150,5 +164,35 @@ impl Transport for LocalTransport {
         {
             tracing::debug!(from, to, "local delivery refused: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sender_proven_by_certificate_cannot_speak_for_another_member() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let known: KnownPeers = Arc::new(RwLock::new(Some([2, 3].into_iter().collect())));
+        let inbox = Inbox::new(1, tx, known);
+        let m = Message {
+            to: 1,
+            from: 3,
+            ..Default::default()
+        };
+        let bytes = m.write_to_bytes().expect("encode");
+        assert!(matches!(
+            inbox.deliver_from(&bytes, Some(2)),
+            Err(StepError::Impersonation {
+                claimed: 3,
+                proven: 2
+            })
+        ));
+        assert!(rx.try_recv().is_err(), "nothing reached the node");
+        inbox
+            .deliver_from(&bytes, Some(3))
+            .expect("its own messages pass");
+        assert_eq!(rx.try_recv().map(|m| m.from).ok(), Some(3));
     }
 }

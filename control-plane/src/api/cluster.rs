@@ -56,12 +56,17 @@ fn status_of(e: ClusterError) -> Status {
 const NOT_REPLICATED: &str =
     "this server is a single member (started without --peers); membership cannot change";
 
+/// The pseudo-resource membership is authorized as (only `cluster-admin`
+/// has it, through its wildcard).
+const MEMBERS: &str = "cluster/members";
+
 #[tonic::async_trait]
 impl pb::cluster_server::Cluster for ClusterApi {
     async fn status(
         &self,
-        _: Request<pb::ClusterStatusRequest>,
+        req: Request<pb::ClusterStatusRequest>,
     ) -> Result<GrpcResponse<pb::ClusterStatusReply>, Status> {
+        self.core.authorize(req.extensions(), "get", MEMBERS, "")?;
         let (status, answered_by) = cluster_status(&self.core).await.map_err(status_of)?;
         Ok(GrpcResponse::new(status.into_reply(answered_by)))
     }
@@ -70,6 +75,8 @@ impl pb::cluster_server::Cluster for ClusterApi {
         &self,
         req: Request<pb::AddMemberRequest>,
     ) -> Result<GrpcResponse<pb::MemberChangeReply>, Status> {
+        self.core
+            .authorize(req.extensions(), "update", MEMBERS, "")?;
         let req = req.into_inner();
         if req.id == 0 {
             return Err(Status::invalid_argument("member id 0: ids start at 1"));
@@ -99,6 +106,8 @@ impl pb::cluster_server::Cluster for ClusterApi {
         &self,
         req: Request<pb::RemoveMemberRequest>,
     ) -> Result<GrpcResponse<pb::MemberChangeReply>, Status> {
+        self.core
+            .authorize(req.extensions(), "update", MEMBERS, "")?;
         let req = req.into_inner();
         let r = self
             .core
@@ -111,7 +120,10 @@ impl pb::cluster_server::Cluster for ClusterApi {
 }
 
 /// `GET /cluster/status`.
-pub async fn status_json(State(core): State<ApiCore>) -> Response {
+pub async fn status_json(State(core): State<ApiCore>, request: axum::http::Extensions) -> Response {
+    if let Err(e) = core.authorize(&request, "get", MEMBERS, "") {
+        return super::http::error_response(e);
+    }
     match cluster_status(&core).await {
         Ok((s, answered_by)) => {
             let mut v = serde_json::to_value(&s).unwrap_or_default();

@@ -8,8 +8,11 @@ use drover_proto::selector::{FieldSelector, Selector};
 use drover_proto::validation::{AdmitError, admit};
 use drover_proto::{Kind, Object};
 
+use crate::auth::node_restriction::check_node_write;
+use crate::auth::{Attributes, Auth, AuthError};
 use crate::command::{ApplyError, Command, Propagation};
 use crate::store::{Store, StoreError, WatchFilter};
+use drover_proto::identity::Identity;
 
 /// Error classes, mapped to gRPC codes and HTTP statuses by the transports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +23,10 @@ pub enum ErrorCode {
     Invalid,
     Gone,
     Unavailable,
+    /// No credentials, or ones the server does not accept.
+    Unauthenticated,
+    /// Known caller, not allowed by any role bound to it.
+    Forbidden,
 }
 
 /// An API error with a message for the user.
@@ -46,6 +53,8 @@ impl ApiError {
             ErrorCode::Invalid => "Invalid",
             ErrorCode::Gone => "Gone",
             ErrorCode::Unavailable => "Unavailable",
+            ErrorCode::Unauthenticated => "Unauthorized",
+            ErrorCode::Forbidden => "Forbidden",
         }
     }
 }
@@ -88,6 +97,30 @@ pub fn parse_selectors(labels: &str, fields: &str) -> Result<(Selector, FieldSel
 #[derive(Clone)]
 pub struct ApiCore {
     pub store: Arc<Store>,
+    /// Authentication and RBAC; `None` when the server runs without TLS.
+    pub auth: Option<Arc<Auth>>,
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> ApiError {
+        let code = match e {
+            AuthError::Unauthenticated => ErrorCode::Unauthenticated,
+            AuthError::Forbidden(_) | AuthError::NodeRestricted(_) => ErrorCode::Forbidden,
+        };
+        ApiError {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The namespace a request on `object` acts in, for authorization.
+pub fn object_namespace(kind: Kind, object: &Object) -> &str {
+    match object.metadata.namespace.as_deref() {
+        _ if !kind.namespaced() => "",
+        Some(ns) if !ns.is_empty() => ns,
+        _ => drover_proto::DEFAULT_NAMESPACE,
+    }
 }
 
 /// Records a request's outcome and latency in `/metrics`.
@@ -112,8 +145,62 @@ fn random_suffix() -> String {
 }
 
 impl ApiCore {
-    pub fn new(store: Arc<Store>) -> ApiCore {
-        ApiCore { store }
+    pub fn new(store: Arc<Store>, auth: Option<Arc<Auth>>) -> ApiCore {
+        ApiCore { store, auth }
+    }
+
+    /// Lets the request through if its caller (recorded by
+    /// [`crate::auth::authenticate`]) may do `verb` on `resource` in
+    /// `namespace`; always, when authorization is off.
+    pub fn authorize(
+        &self,
+        request: &axum::http::Extensions,
+        verb: &str,
+        resource: &str,
+        namespace: &str,
+    ) -> Result<(), ApiError> {
+        let Some(auth) = &self.auth else {
+            return Ok(());
+        };
+        let attributes = Attributes {
+            verb,
+            resource,
+            namespace,
+        };
+        Ok(auth.check(request.get::<Identity>(), &attributes)?)
+    }
+
+    /// After [`ApiCore::authorize`] for a write to `kind/name`: an agent may
+    /// change only its own Node and the pods bound to it.
+    pub fn restrict_node_write(
+        &self,
+        request: &axum::http::Extensions,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        let node = match (&self.auth, request.get::<Identity>()) {
+            (Some(_), Some(who)) => who.node_name(),
+            _ => None,
+        };
+        let Some(node) = node else {
+            return Ok(());
+        };
+        let stored = (kind == Kind::Pod)
+            .then(|| self.store.get(kind, namespace, name))
+            .flatten();
+        let bound_to = stored
+            .as_ref()
+            .and_then(|p| p.body.get("spec")?.get("nodeName")?.as_str());
+        check_node_write(node, kind, name, bound_to).map_err(|e| {
+            metrics::counter!(
+                "drover_authorization_denials_total",
+                "verb" => "write",
+                "resource" => kind.plural()
+            )
+            .increment(1);
+            ApiError::from(AuthError::NodeRestricted(e))
+        })
     }
 
     /// Makes the next local read linearizable (a Raft ReadIndex round on a

@@ -7,7 +7,7 @@ use drover_proto::grpc as pb;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use super::core::{ApiCore, ApiError, ErrorCode, parse_kind};
+use super::core::{ApiCore, ApiError, ErrorCode, object_namespace, parse_kind};
 
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Status {
@@ -18,6 +18,8 @@ impl From<ApiError> for Status {
             ErrorCode::Invalid => Status::invalid_argument(e.message),
             ErrorCode::Gone => Status::out_of_range(e.message),
             ErrorCode::Unavailable => Status::unavailable(e.message),
+            ErrorCode::Unauthenticated => Status::unauthenticated(e.message),
+            ErrorCode::Forbidden => Status::permission_denied(e.message),
         }
     }
 }
@@ -25,6 +27,23 @@ impl From<ApiError> for Status {
 fn decode_object(bytes: &[u8]) -> Result<Object, Status> {
     Object::from_json(bytes)
         .map_err(|e| Status::invalid_argument(format!("the object is not valid JSON: {e}")))
+}
+
+/// Authorizes `verb` on an object sent in a request, in its namespace;
+/// `subresource` is `""` or `"/status"`.
+fn authorize_object(
+    core: &ApiCore,
+    request: &tonic::Extensions,
+    verb: &str,
+    subresource: &str,
+    object: &Object,
+) -> Result<(), Status> {
+    let kind = parse_kind(&object.kind)?;
+    let resource = format!("{}{subresource}", kind.plural());
+    let namespace = object_namespace(kind, object);
+    core.authorize(request, verb, &resource, namespace)?;
+    core.restrict_node_write(request, kind, namespace, &object.metadata.name)?;
+    Ok(())
 }
 
 fn namespace_filter(ns: &str) -> Option<&str> {
@@ -39,9 +58,10 @@ impl pb::api_server::Api for ApiCore {
         &self,
         req: Request<pb::CreateRequest>,
     ) -> Result<Response<pb::ObjectReply>, Status> {
-        let req = req.into_inner();
-        let (obj, warnings) =
-            ApiCore::create(self, decode_object(&req.object)?, req.dry_run).await?;
+        let (ext, req) = (req.extensions().clone(), req.into_inner());
+        let obj = decode_object(&req.object)?;
+        authorize_object(self, &ext, "create", "", &obj)?;
+        let (obj, warnings) = ApiCore::create(self, obj, req.dry_run).await?;
         Ok(Response::new(pb::ObjectReply {
             object: obj.to_json(),
             warnings,
@@ -49,8 +69,9 @@ impl pb::api_server::Api for ApiCore {
     }
 
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::ObjectReply>, Status> {
-        let req = req.into_inner();
+        let (ext, req) = (req.extensions().clone(), req.into_inner());
         let kind = parse_kind(&req.kind)?;
+        self.authorize(&ext, "get", kind.plural(), &req.namespace)?;
         self.read_barrier(req.stale).await?;
         let obj = ApiCore::get(self, kind, &req.namespace, &req.name)?;
         Ok(Response::new(pb::ObjectReply {
@@ -60,8 +81,9 @@ impl pb::api_server::Api for ApiCore {
     }
 
     async fn list(&self, req: Request<pb::ListRequest>) -> Result<Response<pb::ListReply>, Status> {
-        let req = req.into_inner();
+        let (ext, req) = (req.extensions().clone(), req.into_inner());
         let kind = parse_kind(&req.kind)?;
+        self.authorize(&ext, "list", kind.plural(), &req.namespace)?;
         self.read_barrier(req.stale).await?;
         let (items, rv) = ApiCore::list(
             self,
@@ -80,9 +102,10 @@ impl pb::api_server::Api for ApiCore {
         &self,
         req: Request<pb::UpdateRequest>,
     ) -> Result<Response<pb::ObjectReply>, Status> {
-        let req = req.into_inner();
-        let (obj, warnings) =
-            ApiCore::update(self, decode_object(&req.object)?, req.dry_run).await?;
+        let (ext, req) = (req.extensions().clone(), req.into_inner());
+        let obj = decode_object(&req.object)?;
+        authorize_object(self, &ext, "update", "", &obj)?;
+        let (obj, warnings) = ApiCore::update(self, obj, req.dry_run).await?;
         Ok(Response::new(pb::ObjectReply {
             object: obj.to_json(),
             warnings,
@@ -93,8 +116,10 @@ impl pb::api_server::Api for ApiCore {
         &self,
         req: Request<pb::UpdateRequest>,
     ) -> Result<Response<pb::ObjectReply>, Status> {
-        let req = req.into_inner();
-        let obj = ApiCore::update_status(self, decode_object(&req.object)?).await?;
+        let (ext, req) = (req.extensions().clone(), req.into_inner());
+        let obj = decode_object(&req.object)?;
+        authorize_object(self, &ext, "update", "/status", &obj)?;
+        let obj = ApiCore::update_status(self, obj).await?;
         Ok(Response::new(pb::ObjectReply {
             object: obj.to_json(),
             warnings: vec![],
@@ -105,8 +130,10 @@ impl pb::api_server::Api for ApiCore {
         &self,
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::ObjectReply>, Status> {
-        let req = req.into_inner();
+        let (ext, req) = (req.extensions().clone(), req.into_inner());
         let kind = parse_kind(&req.kind)?;
+        self.authorize(&ext, "delete", kind.plural(), &req.namespace)?;
+        self.restrict_node_write(&ext, kind, &req.namespace, &req.name)?;
         let precondition = (req.resource_version != 0).then_some(req.resource_version);
         let obj = ApiCore::delete(
             self,
@@ -130,8 +157,9 @@ impl pb::api_server::Api for ApiCore {
         &self,
         req: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let req = req.into_inner();
+        let (ext, req) = (req.extensions().clone(), req.into_inner());
         let kind = parse_kind(&req.kind)?;
+        self.authorize(&ext, "watch", kind.plural(), &req.namespace)?;
         let mut watch = ApiCore::watch(
             self,
             kind,

@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use drover_proto::{Kind, Object};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use super::core::{ApiCore, ApiError, ErrorCode};
+use super::core::{ApiCore, ApiError, ErrorCode, object_namespace};
 
 /// Routes of the gateway.
 pub fn router(core: ApiCore) -> Router {
@@ -46,8 +46,11 @@ async fn metrics_text(State(core): State<ApiCore>) -> Response {
         .into_response()
 }
 
-fn status_code(code: ErrorCode) -> StatusCode {
+/// The HTTP status of an error class.
+pub fn status_code(code: ErrorCode) -> StatusCode {
     match code {
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::AlreadyExists | ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
@@ -57,7 +60,7 @@ fn status_code(code: ErrorCode) -> StatusCode {
 }
 
 /// A Kubernetes `Status` object for an error.
-fn error_response(e: ApiError) -> Response {
+pub fn error_response(e: ApiError) -> Response {
     let code = status_code(e.code);
     let body = json!({
         "kind": "Status", "apiVersion": "v1", "status": "Failure",
@@ -111,6 +114,7 @@ fn parse_target(group: &str, version: &str, rest: &[&str]) -> Result<Target, Str
 
 async fn core_group(
     State(core): State<ApiCore>,
+    request: Extensions,
     method: Method,
     Path(rest): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -119,13 +123,21 @@ async fn core_group(
 ) -> Response {
     let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     match parts.split_first() {
-        Some((version, rest)) => dispatch(core, method, "", version, rest, q, headers, body).await,
+        Some((version, rest)) => {
+            let at = Request {
+                method,
+                extensions: request,
+                headers,
+            };
+            dispatch(core, at, "", version, rest, q, body).await
+        }
         None => bad_request("missing API version".into()),
     }
 }
 
 async fn named_group(
     State(core): State<ApiCore>,
+    request: Extensions,
     method: Method,
     Path(rest): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -135,7 +147,12 @@ async fn named_group(
     let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     match parts.as_slice() {
         [group, version, rest @ ..] => {
-            dispatch(core, method, group, version, rest, q, headers, body).await
+            let at = Request {
+                method,
+                extensions: request,
+                headers,
+            };
+            dispatch(core, at, group, version, rest, q, body).await
         }
         _ => bad_request("expected /apis/{group}/{version}/...".into()),
     }
@@ -170,17 +187,46 @@ fn list_body(kind: Kind, items: Vec<std::sync::Arc<Object>>, rv: u64) -> Value {
     })
 }
 
-#[allow(clippy::too_many_arguments)] // one per part of an HTTP request
+/// What the gateway needs of a request besides its path, query and body.
+struct Request {
+    method: Method,
+    /// Carries the caller the authentication middleware found.
+    extensions: Extensions,
+    headers: HeaderMap,
+}
+
+/// The RBAC verb and resource of a request on `target`.
+fn verb_and_resource(method: &Method, target: &Target, watch: bool) -> (&'static str, String) {
+    let verb = match (method, &target.name) {
+        (&Method::GET, None) if watch => "watch",
+        (&Method::GET, None) => "list",
+        (&Method::GET, Some(_)) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::DELETE, _) => "delete",
+        _ => "unknown",
+    };
+    let resource = match target.status {
+        true => format!("{}/status", target.kind.plural()),
+        false => target.kind.plural().to_string(),
+    };
+    (verb, resource)
+}
+
 async fn dispatch(
     core: ApiCore,
-    method: Method,
+    request: Request,
     group: &str,
     version: &str,
     rest: &[&str],
     q: HashMap<String, String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let Request {
+        method,
+        extensions,
+        headers,
+    } = request;
     let target = match parse_target(group, version, rest) {
         Ok(t) => t,
         Err(m) => {
@@ -193,6 +239,20 @@ async fn dispatch(
     let qs = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
     let ns = target.namespace.clone().unwrap_or_default();
     let json_ok = |code: StatusCode, o: &Object| (code, axum::Json(o.to_value())).into_response();
+    let (verb, resource) = verb_and_resource(&method, &target, matches!(qs("watch"), "true" | "1"));
+    // Create and update are authorized in the namespace of the object sent.
+    let authorize = |namespace: &str, name: &str| {
+        core.authorize(&extensions, verb, &resource, namespace)?;
+        match method {
+            Method::GET => Ok(()),
+            _ => core.restrict_node_write(&extensions, target.kind, namespace, name),
+        }
+    };
+    if !matches!(method, Method::POST | Method::PUT)
+        && let Err(e) = authorize(&ns, target.name.as_deref().unwrap_or(""))
+    {
+        return error_response(e);
+    }
     if method == Method::GET
         && let Err(e) = core.read_barrier(qs("consistency") == "stale").await
     {
@@ -263,6 +323,9 @@ async fn dispatch(
             if target.kind.namespaced() && !ns.is_empty() {
                 obj.metadata.namespace = Some(ns);
             }
+            if let Err(e) = authorize(object_namespace(target.kind, &obj), &obj.metadata.name) {
+                return error_response(e);
+            }
             match core.create(obj, qs("dryRun") == "All").await {
                 Ok((o, _)) => json_ok(StatusCode::CREATED, &o),
                 Err(e) => error_response(e),
@@ -281,6 +344,9 @@ async fn dispatch(
             }
             if target.kind.namespaced() && !ns.is_empty() {
                 obj.metadata.namespace = Some(ns);
+            }
+            if let Err(e) = authorize(object_namespace(target.kind, &obj), &obj.metadata.name) {
+                return error_response(e);
             }
             let r = if target.status {
                 core.update_status(obj).await

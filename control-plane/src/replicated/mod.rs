@@ -18,6 +18,7 @@ use tokio::sync::watch;
 pub use replicator::{ClusterError, Replicator};
 pub use wire::{ClusterMember, ClusterStatus};
 
+use crate::auth::TlsMaterial;
 use crate::store::{OpenError, Store, disk};
 
 /// How this server takes part in a replicated control plane.
@@ -49,6 +50,8 @@ pub enum StartError {
         path: PathBuf,
         source: drover_raft::StartError,
     },
+    #[error("TLS for the Raft transport: {0}")]
+    PeerTls(String),
     #[error("cannot listen for peers on {addr}: {source}")]
     PeerListen {
         addr: SocketAddr,
@@ -122,6 +125,7 @@ pub async fn start(
     data_dir: &Path,
     history_limit: usize,
     settings: &RaftSettings,
+    tls: Option<&TlsMaterial>,
 ) -> Result<Member, StartError> {
     if !settings.join && !settings.peers.contains_key(&settings.id) {
         return Err(StartError::NotInPeers { id: settings.id });
@@ -152,7 +156,10 @@ pub async fn start(
         Startup::Bootstrap(settings.peers.clone())
     };
     let raft_dir = data_dir.join("raft");
-    let transport = GrpcTransport::new(settings.id, tokio::runtime::Handle::current());
+    let mut transport = GrpcTransport::new(settings.id, tokio::runtime::Handle::current());
+    if let Some(tls) = tls {
+        transport = transport.with_tls(tls.peer_client_tls());
+    }
     let mut config = RaftConfig::new(settings.id);
     config.snapshot_threshold = settings.snapshot_threshold;
     config.compaction_margin = config
@@ -165,14 +172,20 @@ pub async fn start(
                 source,
             }
         })?;
-    let replicator = Replicator::new(raft.clone(), applied_rx);
-    let service = RaftService::new(raft.inbox(), Some(forwarder(replicator.clone())));
+    let replicator = Replicator::new(raft.clone(), applied_rx, tls.map(|t| t.peer_client_tls()));
+    let mut service = RaftService::new(raft.inbox(), Some(forwarder(replicator.clone())));
+    let mut server = tonic::transport::Server::builder().tcp_nodelay(true);
+    if let Some(tls) = tls {
+        service = service.requiring_peer_certificates();
+        server = server
+            .tls_config(tls.peer_server_tls())
+            .map_err(|e| StartError::PeerTls(e.to_string()))?;
+    }
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let stop = raft.leadership();
     tokio::spawn(async move {
         let stopped = stopped(stop);
-        let served = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
+        let served = server
             .add_service(service.into_server())
             .serve_with_incoming_shutdown(incoming, stopped)
             .await;

@@ -13,7 +13,7 @@ use drover_proto::raft_grpc::raft_transport_client::RaftTransportClient;
 use drover_raft::{MembershipError, ProposeError, RaftHandle, ReadError, Role};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, ClientTlsConfig};
 
 use super::state::Applied;
 use super::wire::{ClusterStatus, ForwardReply, Forwarded};
@@ -43,6 +43,8 @@ pub struct Replicator {
     applied: watch::Receiver<u64>,
     /// Leader connections by peer address (tonic channels multiplex).
     clients: Arc<Mutex<HashMap<String, RaftTransportClient<Channel>>>>,
+    /// Mutual TLS towards the leader; `None`: plain HTTP/2.
+    peer_tls: Option<Arc<ClientTlsConfig>>,
 }
 
 fn unavailable(what: &str, detail: impl std::fmt::Display) -> StoreError {
@@ -52,11 +54,16 @@ fn unavailable(what: &str, detail: impl std::fmt::Display) -> StoreError {
 }
 
 impl Replicator {
-    pub(super) fn new(raft: RaftHandle<Applied>, applied: watch::Receiver<u64>) -> Replicator {
+    pub(super) fn new(
+        raft: RaftHandle<Applied>,
+        applied: watch::Receiver<u64>,
+        peer_tls: Option<ClientTlsConfig>,
+    ) -> Replicator {
         Replicator {
             raft,
             applied,
             clients: Arc::default(),
+            peer_tls: peer_tls.map(Arc::new),
         }
     }
 
@@ -320,17 +327,10 @@ impl Replicator {
         {
             return Ok(c.clone());
         }
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| Forward::Failed(format!("bad leader address {addr}: {e}")))?
-            .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true)
-            .connect()
+        let client = drover_raft::grpc::connect(addr, self.peer_tls.as_deref())
             .await
             // Not connected: the request never left, so retrying is safe.
             .map_err(|e| Forward::Retry(format!("cannot reach the leader at {addr}: {e}")))?;
-        let client = RaftTransportClient::new(channel)
-            .max_decoding_message_size(drover_raft::grpc::MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(drover_raft::grpc::MAX_MESSAGE_BYTES);
         self.clients
             .lock()
             .unwrap_or_else(|p| p.into_inner())

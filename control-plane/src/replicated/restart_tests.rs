@@ -37,7 +37,7 @@ fn settings() -> RaftSettings {
 async fn start_member(dir: &std::path::Path, settings: &RaftSettings) -> Member {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match start(dir, 1000, settings).await {
+        match start(dir, 1000, settings, None).await {
             Ok(m) => return m,
             Err(e) if Instant::now() < deadline => {
                 let _ = e;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use drover_proto::selector::{FieldSelector, Selector};
@@ -50,7 +50,38 @@ pub fn router(core: ApiCore) -> Router {
             get(logs::follow),
         )
         .route("/ui/{view}", get(view_page))
+        .layer(axum::middleware::from_fn_with_state(
+            core.clone(),
+            authorize_dashboard,
+        ))
         .with_state(Ui { core, history })
+}
+
+/// What a dashboard request needs: its pages show every namespace (a
+/// cluster-wide `list pods`), logs need `get pods/log`, and each action the
+/// verb it performs, cluster-wide.
+fn dashboard_attributes(method: &axum::http::Method, path: &str) -> (&'static str, String, String) {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let at = |verb, resource: &str, ns: &str| (verb, resource.to_string(), ns.to_string());
+    match (method == axum::http::Method::POST, parts.as_slice()) {
+        (true, ["ui", "actions", "delete-pod"]) => at("delete", "pods", ""),
+        (true, ["ui", "actions", "cordon" | "uncordon"]) => at("update", "nodes", ""),
+        (true, _) => at("update", "deployments", ""),
+        (false, ["ui", "pods", ns, _, "logs", _]) => at("get", "pods/log", ns),
+        (false, _) => at("list", "pods", ""),
+    }
+}
+
+async fn authorize_dashboard(
+    State(core): State<ApiCore>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (verb, resource, ns) = dashboard_attributes(req.method(), req.uri().path());
+    match core.authorize(req.extensions(), verb, &resource, &ns) {
+        Ok(()) => next.run(req).await,
+        Err(e) => error_page(&e),
+    }
 }
 
 async fn asset(Path(file): Path<String>) -> Response {
@@ -81,13 +112,7 @@ fn not_found(what: String) -> ApiError {
 
 /// An error as a page of its own, with the matching HTTP status.
 pub(crate) fn error_page(e: &ApiError) -> Response {
-    let status = match e.code {
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::AlreadyExists | ErrorCode::Conflict => StatusCode::CONFLICT,
-        ErrorCode::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorCode::Gone => StatusCode::GONE,
-        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-    };
+    let status = crate::api::http::status_code(e.code);
     let body = pages::error_body(e.label(), &e.message);
     (
         status,

@@ -14,14 +14,16 @@ use drover_node_agent::agent::lifecycle::Backoff;
 use drover_node_agent::agent::real::{self, AgentConfig};
 use drover_node_agent::image::{ImageStore, PullOptions, import};
 use drover_node_agent::runtime::vm::engine::EngineChoice;
-use drover_proto::client::{Client, ListOptions};
+use drover_proto::client::{Client, Credentials, ListOptions};
 use drover_proto::types::Pod;
 use drover_proto::{Kind, Resource};
 
 use super::apply::{ApplyArgs, Mode};
 
+mod tls;
+
 /// The example image's builder, embedded so `drover dev` works anywhere.
-const BUILD_BUSYBOX: &str = include_str!("../../../examples/images/build-busybox.sh");
+const BUILD_BUSYBOX: &str = include_str!("../../../../examples/images/build-busybox.sh");
 
 #[derive(Args)]
 pub struct DevArgs {
@@ -54,9 +56,13 @@ pub struct DevArgs {
     wait_seconds: u64,
 }
 
-pub async fn run(args: DevArgs) -> Result<()> {
+/// Runs the dev cluster; `client_config` is `--config`/`DROVER_CONFIG`.
+pub async fn run(args: DevArgs, client_config: Option<PathBuf>) -> Result<()> {
     super::server::init_logging();
-    super::server::check_exposure("--listen", args.listen, false)?;
+    super::server::check_exposure("--listen", args.listen, false, false)?;
+    let pki = tls::DevPki::ensure(&args.data_dir, args.listen)?;
+    let security = pki.security()?;
+    let _ = super::CREDENTIALS.set(pki.admin()?);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     // Fires on Ctrl-C/SIGTERM, or after applying with --exit-after-apply.
     let (quit_tx, mut quit_rx) = tokio::sync::watch::channel(false);
@@ -66,6 +72,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         listen: args.listen,
         history_limit: 100_000,
         raft: None,
+        security: Some(security.clone()),
     };
     let mut server_quit = quit_rx.clone();
     let server = tokio::spawn(serve(
@@ -93,11 +100,27 @@ pub async fn run(args: DevArgs) -> Result<()> {
         }
     };
     let controllers = (!args.no_controllers).then(Default::default);
-    super::server::spawn_leader_work(addr, ctl_stop_rx, leader, controllers, true);
-    let url = format!("http://{addr}");
+    let local = super::server::local_target(addr, Some(&security));
+    super::server::spawn_leader_work(local, ctl_stop_rx, leader, controllers, true);
+    let url = format!("https://{addr}");
     println!(
         "Drover dev cluster: API at {url} (data in {})",
         args.data_dir.display()
+    );
+    match tls::client_config_path(client_config.as_deref()) {
+        Some(path) => {
+            pki.write_client_config(&path, &url)?;
+            println!(
+                "Client config (context drover-dev, user admin) written to {}",
+                path.display()
+            );
+        }
+        None => println!("HOME is not set: no client config written"),
+    }
+    println!(
+        "Dashboard: {} (the certificate is the dev CA's: {})",
+        pki.dashboard_login(&url)?,
+        args.data_dir.join("pki/ca.crt").display()
     );
     let agent = match local_node_refusal(&args) {
         Some(why) => {
@@ -108,7 +131,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
             );
             None
         }
-        None => Some(start_local_node(&url, &args).await?),
+        None => Some(start_local_node(&url, &args, pki.node()?).await?),
     };
     if !args.apply.is_empty() {
         let apply = ApplyArgs::from_files(args.apply.clone());
@@ -158,7 +181,11 @@ fn local_node_refusal(args: &DevArgs) -> Option<String> {
 }
 
 /// Builds and imports the example image, then runs the agent as a task.
-async fn start_local_node(url: &str, args: &DevArgs) -> Result<tokio::runtime::Runtime> {
+async fn start_local_node(
+    url: &str,
+    args: &DevArgs,
+    credentials: Credentials,
+) -> Result<tokio::runtime::Runtime> {
     let data_dir = args.data_dir.join("agent");
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -167,7 +194,7 @@ async fn start_local_node(url: &str, args: &DevArgs) -> Result<tokio::runtime::R
         .await
         .context("importing the example image")??;
     let cfg = AgentConfig {
-        node_name: "dev".into(),
+        node_name: tls::NODE_NAME.into(),
         data_dir,
         pull: PullOptions {
             insecure_registries: vec![],
@@ -196,7 +223,7 @@ async fn start_local_node(url: &str, args: &DevArgs) -> Result<tokio::runtime::R
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let url = url.to_string();
     runtime.spawn(async move {
-        let client = match Client::connect(&url).await {
+        let client = match Client::connect_with(&url, &credentials).await {
             Ok(c) => c,
             Err(e) => return eprintln!("error: the local node cannot reach {url}: {e}"),
         };
@@ -270,7 +297,7 @@ async fn report_services(client: &Client) -> Result<()> {
 }
 
 async fn report_where_pods_answer(url: &str, wait: Duration) -> Result<()> {
-    let client = Client::connect(url).await?;
+    let client = super::connect(url).await?;
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let (items, _) = client.list(Kind::Pod, &ListOptions::default()).await?;
