@@ -66,6 +66,8 @@ enum Command {
     Dev(cmd::dev::DevArgs),
     /// Run the node agent (or a fleet of hollow nodes).
     Agent(cmd::agent::AgentArgs),
+    /// Show CPU, memory and requests per second of pods or nodes.
+    Top(cmd::top::TopArgs),
     /// Print a container's log.
     Logs(cmd::logs::LogsArgs),
     /// Run a command in a container.
@@ -112,6 +114,7 @@ fn main() -> ExitCode {
             Command::Image(a) => cmd::image::run(a),
             Command::Vm(a) => cmd::vm::run(a),
             Command::Logs(a) => cmd::logs::run(&cli.server, a).await,
+            Command::Top(a) => cmd::top::run(&cli.server, a).await,
             Command::Exec(a) => match cmd::exec::run(&cli.server, a).await {
                 // The command's exit code is ours (the terminal, if raw,
                 // was restored when `run` returned).

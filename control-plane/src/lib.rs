@@ -6,6 +6,7 @@ pub mod api;
 pub mod command;
 pub mod controllers;
 pub mod replicated;
+pub mod resource_metrics;
 pub mod server;
 pub mod state;
 pub mod store;

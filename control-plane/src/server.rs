@@ -35,6 +35,8 @@ pub struct Ready {
     /// True while this server may run leader-only work (controllers,
     /// scheduler): always for a single server, while it leads otherwise.
     pub leader: watch::Receiver<bool>,
+    /// The resource metrics this server scrapes (for the autoscaler).
+    pub metrics: crate::resource_metrics::MetricsSource,
 }
 
 /// Why the server stopped or could not start.
@@ -78,7 +80,12 @@ pub async fn serve(
         None => watch::channel(true).1,
         Some(m) => leader_signal(m.replicator.leadership()),
     };
-    let core = ApiCore::new(store);
+    let core = ApiCore::new(store.clone());
+    let scraper = tokio::spawn(crate::resource_metrics::scrape::run(
+        store,
+        core.metrics.clone(),
+    ));
+    let metrics_source = core.metrics.clone();
     let max = 1 << 30;
     let grpc = tonic::service::Routes::new(
         ApiServer::new(core.clone())
@@ -95,6 +102,7 @@ pub async fn serve(
         addr,
         peer_addr: member.as_ref().map(|m| m.peer_addr),
         leader,
+        metrics: metrics_source,
     });
     // Without TCP_NODELAY, small HTTP/2 frames wait on delayed ACKs (~40 ms per request).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -104,6 +112,7 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServeError::Serve);
+    scraper.abort();
     if let Some(m) = member {
         m.shutdown().await;
     }

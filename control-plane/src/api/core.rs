@@ -88,6 +88,8 @@ pub fn parse_selectors(labels: &str, fields: &str) -> Result<(Selector, FieldSel
 #[derive(Clone)]
 pub struct ApiCore {
     pub store: Arc<Store>,
+    /// The last resource metrics scraped from the agents (not stored).
+    pub metrics: crate::resource_metrics::MetricsSource,
 }
 
 /// Records a request's outcome and latency in `/metrics`.
@@ -113,7 +115,10 @@ fn random_suffix() -> String {
 
 impl ApiCore {
     pub fn new(store: Arc<Store>) -> ApiCore {
-        ApiCore { store }
+        ApiCore {
+            store,
+            metrics: Default::default(),
+        }
     }
 
     /// Makes the next local read linearizable (a Raft ReadIndex round on a
