@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use drover_control_plane::controllers::ControllerConfig;
 use drover_control_plane::{ServerConfig, serve};
 use drover_node_agent::agent::lifecycle::Backoff;
 use drover_node_agent::agent::real::{self, AgentConfig};
@@ -71,7 +72,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let server = tokio::spawn(serve(
         config,
         move |ready: drover_control_plane::Ready| {
-            let _ = ready_tx.send((ready.addr, ready.leader));
+            let _ = ready_tx.send((ready.addr, ready.leader, ready.metrics));
         },
         async move {
             let _ = server_quit.wait_for(|q| *q).await;
@@ -83,7 +84,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         super::server::shutdown_signal().await;
         let _ = signal_quit.send(true);
     });
-    let (addr, leader) = match ready_rx.await {
+    let (addr, leader, metrics) = match ready_rx.await {
         Ok(a) => a,
         Err(_) => {
             return match server.await {
@@ -92,7 +93,10 @@ pub async fn run(args: DevArgs) -> Result<()> {
             };
         }
     };
-    let controllers = (!args.no_controllers).then(Default::default);
+    let controllers = (!args.no_controllers).then(|| ControllerConfig {
+        metrics: std::sync::Arc::new(metrics),
+        ..ControllerConfig::default()
+    });
     super::server::spawn_leader_work(addr, ctl_stop_rx, leader, controllers, true);
     let url = format!("http://{addr}");
     println!(

@@ -43,6 +43,10 @@ pub struct ServerArgs {
     /// `--event-ttl`).
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     event_ttl: Duration,
+    /// How often every HorizontalPodAutoscaler is synced (Kubernetes'
+    /// `--horizontal-pod-autoscaler-sync-period`, 15 s there).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    hpa_sync_period: Duration,
     /// This member's id in a replicated control plane (1, 2, 3...).
     #[arg(long)]
     id: Option<u64>,
@@ -147,6 +151,9 @@ fn raft_settings(args: &ServerArgs) -> Result<Option<RaftSettings>> {
 pub async fn run(args: ServerArgs) -> Result<()> {
     init_logging();
     check_exposure("--listen", args.listen, args.insecure)?;
+    if args.hpa_sync_period.is_zero() {
+        anyhow::bail!("--hpa-sync-period must be at least 1s");
+    }
     if let Some(peer) = args.peer_listen {
         check_exposure("--peer-listen", peer, args.insecure)?;
     }
@@ -187,6 +194,8 @@ pub async fn run(args: ServerArgs) -> Result<()> {
                 default_toleration: args.pod_eviction_timeout,
             },
             event_ttl: args.event_ttl,
+            hpa_sync_period: args.hpa_sync_period,
+            metrics: std::sync::Arc::new(ready.metrics.clone()),
             ..ControllerConfig::default()
         });
         spawn_leader_work(
