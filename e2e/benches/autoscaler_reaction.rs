@@ -10,9 +10,9 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use drover_e2e::autoscaling::{MANIFEST, TARGET_RPS, pod_rates, replicas};
+use drover_e2e::autoscaling::{MANIFEST, TARGET_RPS, replicas, step_up, warm_up};
 use drover_e2e::cluster::{Cluster, get_json, ready_endpoints, skip_reason};
 use drover_e2e::load::Load;
 use drover_e2e::{eventually, skip_unless_supported};
@@ -47,7 +47,6 @@ fn main() -> ExitCode {
         eprintln!("autoscaler_reaction: bad cluster IP {vip}");
         return ExitCode::FAILURE;
     };
-    let netns = |h: &drover_e2e::Host| format!("/run/netns/{}", h.netns);
     println!(
         "autoscaler_reaction: 1 → 4 replicas, 50 requests/s step, target {TARGET_RPS}/s per pod"
     );
@@ -55,35 +54,19 @@ fn main() -> ExitCode {
         "{:<6} {:>12} {:>12} {:>12} {:>8}",
         "round", "scaled (s)", "ready (s)", "serving (s)", "failed"
     );
+    warm_up(&cluster, target);
     for round in 1..=rounds {
-        let step = Instant::now();
-        let loads = [
-            Load::start(&netns(&cluster.n1), target, 2, Some(2.5 * TARGET_RPS)),
-            Load::start(&netns(&cluster.n2), target, 2, Some(2.5 * TARGET_RPS)),
-        ];
-        eventually("scaled to 4", Duration::from_secs(60), || {
-            (replicas(&url) == Some(4)).then_some(())
-        });
-        let scaled = step.elapsed();
-        eventually("4 ready endpoints", Duration::from_secs(60), || {
-            (ready_endpoints(&url) == 4).then_some(())
-        });
-        let ready = step.elapsed();
-        eventually("every replica serving", Duration::from_secs(30), || {
-            let rates = pod_rates(&url)?;
-            (rates.len() == 4 && rates.iter().all(|(_, r)| *r > 0.0)).then_some(())
-        });
-        let serving = step.elapsed();
-        let failed: usize = loads
-            .into_iter()
-            .filter_map(Load::stop)
-            .map(|r| r.failed)
-            .sum();
+        let (loads, r) = step_up(&cluster, target);
+        let reports: Vec<_> = loads.into_iter().filter_map(Load::stop).collect();
+        let failed: usize = reports.iter().map(|r| r.failed).sum();
+        if let Some(e) = reports.iter().find_map(|r| r.first_error.as_ref()) {
+            eprintln!("autoscaler_reaction: round {round}: first failure: {e}");
+        }
         println!(
             "{round:<6} {:>12.2} {:>12.2} {:>12.2} {failed:>8}",
-            scaled.as_secs_f64(),
-            ready.as_secs_f64(),
-            serving.as_secs_f64()
+            r.scaled.as_secs_f64(),
+            r.ready.as_secs_f64(),
+            r.serving.as_secs_f64()
         );
         // Back to one replica before the next step.
         eventually("back to 1", Duration::from_secs(60), || {

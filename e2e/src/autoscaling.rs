@@ -2,12 +2,14 @@
 //! benchmark: a web Deployment (busybox httpd) behind a Service with an HPA
 //! on requests per second per pod, and readers for what the cluster shows.
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cluster::get_json;
-use crate::http;
+use crate::cluster::{Cluster, get_json, ready_endpoints};
+use crate::load::Load;
+use crate::{Host, eventually, http};
 
 /// The per-pod target of the HPA, requests per second.
 pub const TARGET_RPS: f64 = 10.0;
@@ -95,4 +97,65 @@ pub fn pod_rates(url: &str) -> Option<Vec<(String, f64)>> {
             })
             .collect(),
     )
+}
+
+/// How long a load step took to show, from its start.
+#[derive(Debug, Clone)]
+pub struct Reaction {
+    /// The HPA wrote 4 replicas.
+    pub scaled: Duration,
+    /// 4 ready endpoints.
+    pub ready: Duration,
+    /// The metrics API shows every replica receiving requests.
+    pub serving: Duration,
+    /// Requests per second per pod at that moment.
+    pub rates: Vec<(String, f64)>,
+}
+
+/// Waits until the cluster IP answers from both nodes (each node's rules
+/// follow the Endpoints a moment after they change).
+pub fn warm_up(cluster: &Cluster, target: SocketAddr) {
+    for host in [&cluster.n1, &cluster.n2] {
+        let netns = format!("/run/netns/{}", host.netns);
+        eventually("the cluster IP answers", Duration::from_secs(20), || {
+            crate::load::run_for(&netns, target, Duration::from_millis(200), 1)
+                .filter(|r| r.ok > 0 && r.failed == 0)
+        });
+    }
+}
+
+/// Steps the load from zero to `5 × TARGET_RPS` (paced, through `target`,
+/// half from each node) and waits for the 4 replicas to serve; the load
+/// keeps running until the caller stops it.
+pub fn step_up(cluster: &Cluster, target: SocketAddr) -> (Vec<Load>, Reaction) {
+    let url = &cluster.url;
+    let netns = |h: &Host| format!("/run/netns/{}", h.netns);
+    let step = Instant::now();
+    let loads = vec![
+        Load::start(&netns(&cluster.n1), target, 2, Some(2.5 * TARGET_RPS)),
+        Load::start(&netns(&cluster.n2), target, 2, Some(2.5 * TARGET_RPS)),
+    ];
+    eventually("the HPA scales to 4", Duration::from_secs(60), || {
+        (replicas(url) == Some(4)).then_some(())
+    });
+    let scaled = step.elapsed();
+    eventually("4 ready endpoints", Duration::from_secs(60), || {
+        (ready_endpoints(url) == 4).then_some(())
+    });
+    let ready = step.elapsed();
+    let rates = eventually(
+        "every replica receives traffic",
+        Duration::from_secs(30),
+        || {
+            let rates = pod_rates(url)?;
+            (rates.len() == 4 && rates.iter().all(|(_, r)| *r > 0.0)).then_some(rates)
+        },
+    );
+    let reaction = Reaction {
+        scaled,
+        ready,
+        serving: step.elapsed(),
+        rates,
+    };
+    (loads, reaction)
 }

@@ -85,18 +85,17 @@ impl<A: ControllerApi> HpaController<A> {
     }
 
     /// The target's scale and what its pods show, from the caches.
-    fn read_target(&self, hpa: &HorizontalPodAutoscaler) -> (Option<Target>, TargetScale) {
+    fn read_target(
+        &self,
+        hpa: &HorizontalPodAutoscaler,
+    ) -> Result<(Target, TargetScale), Unresolved> {
         let ns = hpa.namespace();
-        let target = match resolve(
+        let target = resolve(
             &hpa.spec.scale_target_ref,
             ns,
             &self.deployments,
             &self.replicasets,
-        ) {
-            Ok(t) => t,
-            Err(Unresolved::Unsupported(kind)) => return (None, TargetScale::Unsupported(kind)),
-            Err(Unresolved::Missing(name)) => return (None, TargetScale::Missing(name)),
-        };
+        )?;
         let selector = Selector::from_label_selector(target.selector()).unwrap_or_default();
         let pods: Vec<Arc<Pod>> = self
             .pods
@@ -106,12 +105,12 @@ impl<A: ControllerApi> HpaController<A> {
             .collect();
         let pods: Vec<&Pod> = pods.iter().map(Arc::as_ref).collect();
         let metrics = self.metrics.pod_metrics(ns);
-        let scale = TargetScale::Found {
+        let scale = TargetScale {
             spec_replicas: target.replicas(),
             status_replicas: target.status_replicas(),
             observation: observe(target.replicas(), &pods, metrics.as_deref()),
         };
-        (Some(target), scale)
+        Ok((target, scale))
     }
 
     async fn perform(
@@ -182,7 +181,11 @@ impl<A: ControllerApi> Reconciler for HpaController<A> {
         };
         let now = self.clock.now();
         let since = elapsed(self.origin, now);
-        let (target, scale) = self.read_target(&hpa);
+        let read = self.read_target(&hpa);
+        let (target, scale) = match read {
+            Ok((t, s)) => (Some(t), Ok(s)),
+            Err(why) => (None, Err(why)),
+        };
         let planned = {
             let mut histories = self.histories.lock().unwrap_or_else(|p| p.into_inner());
             let history = histories

@@ -12,21 +12,17 @@ use drover_proto::types::hpa::HpaStatus;
 use super::TOLERANCE;
 use super::behavior::{Behavior, History, decide};
 use super::replica_calc::{Observation, RecommendError, recommend};
+use super::target::Unresolved;
 use crate::controllers::deployment::status::set_condition;
 
-/// The target's scale as read, or why it could not be.
+/// The target's scale as read.
 #[derive(Debug, Clone, PartialEq)]
-pub enum TargetScale {
-    /// `spec.replicas` and `status.replicas` of the target, and its pods.
-    Found {
-        spec_replicas: i32,
-        status_replicas: i32,
-        observation: Observation,
-    },
-    /// A kind the autoscaler cannot scale.
-    Unsupported(String),
-    /// The target (`kind/name`) does not exist.
-    Missing(String),
+pub struct TargetScale {
+    /// `spec.replicas` and `status.replicas` of the target.
+    pub spec_replicas: i32,
+    pub status_replicas: i32,
+    /// Its pods, as the metrics show them.
+    pub observation: Observation,
 }
 
 /// An Event to record about the HPA.
@@ -93,7 +89,7 @@ fn set_failing(status: &mut HpaStatus, c: Condition) -> Option<Note> {
 /// The sync of `hpa` at `elapsed` (monotonic, for `history`) and `now`.
 pub fn plan(
     hpa: &HorizontalPodAutoscaler,
-    target: TargetScale,
+    target: Result<TargetScale, Unresolved>,
     history: &mut History,
     elapsed: Duration,
     now: Time,
@@ -101,30 +97,15 @@ pub fn plan(
     let spec = &hpa.spec;
     let mut status = hpa.status.clone().unwrap_or_default();
     status.observed_generation = hpa.metadata.generation;
-    let (current, status_replicas, obs) = match target {
-        TargetScale::Found {
-            spec_replicas,
-            status_replicas,
-            observation,
-        } => (spec_replicas, status_replicas, observation),
-        TargetScale::Unsupported(kind) => {
-            let msg = format!(
-                "the HPA controller was unable to get the target's current scale: {kind} is not supported (apps/v1 Deployment or ReplicaSet)"
-            );
-            let note = set_failing(
-                &mut status,
-                condition("AbleToScale", false, "FailedGetScale", msg, now),
-            );
-            return Plan {
-                scale_to: None,
-                status,
-                notes: note.into_iter().collect(),
-            };
-        }
-        TargetScale::Missing(name) => {
-            let msg = format!(
-                "the HPA controller was unable to get the target's current scale: {name} not found"
-            );
+    let TargetScale {
+        spec_replicas: current,
+        status_replicas,
+        observation: obs,
+    } = match target {
+        Ok(t) => t,
+        Err(why) => {
+            let msg =
+                format!("the HPA controller was unable to get the target's current scale: {why}");
             let note = set_failing(
                 &mut status,
                 condition("AbleToScale", false, "FailedGetScale", msg, now),

@@ -18,11 +18,13 @@ pub enum Target {
 }
 
 /// Why a reference names no scalable target.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Unresolved {
     /// Not `apps/v1` Deployment or ReplicaSet (`apiVersion/kind`).
+    #[error("{0} is not supported (apps/v1 Deployment or ReplicaSet)")]
     Unsupported(String),
     /// No such object (`kind/name`).
+    #[error("{0} not found")]
     Missing(String),
 }
 

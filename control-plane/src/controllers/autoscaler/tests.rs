@@ -90,6 +90,16 @@ impl T {
         }
     }
 
+    /// The Deployment at 2 replicas, `hpa`, 2 ready pods and their metrics.
+    fn scenario(hpa: &str, metrics: &[(&str, i64, Option<f64>)]) -> T {
+        let t = T::new();
+        t.create(DEPLOYMENT);
+        t.create(hpa);
+        t.pods(2);
+        t.metrics.set(metrics);
+        t
+    }
+
     fn create(&self, yaml: &str) {
         self.api.create_now(&object(yaml)).expect("create");
     }
@@ -159,6 +169,12 @@ impl T {
         (c.status.clone(), c.reason.clone().unwrap_or_default())
     }
 
+    fn message(&self, type_: &str) -> String {
+        let s = self.hpa().status.expect("status");
+        let c = s.conditions.iter().find(|c| c.type_ == type_);
+        c.and_then(|c| c.message.clone()).unwrap_or_default()
+    }
+
     fn events(&self) -> Vec<Event> {
         decode(self.api.objects(Kind::Event))
     }
@@ -166,12 +182,11 @@ impl T {
 
 #[tokio::test]
 async fn cpu_above_target_scales_up_with_status_and_event() {
-    let t = T::new();
-    t.create(DEPLOYMENT);
-    t.create(&hpa(CPU_50, ""));
-    t.pods(2);
     // 90% of the 100m request on both pods, target 50%: ceil(2 × 1.8) = 4.
-    t.metrics.set(&[("web-0", 90, None), ("web-1", 90, None)]);
+    let t = T::scenario(
+        &hpa(CPU_50, ""),
+        &[("web-0", 90, None), ("web-1", 90, None)],
+    );
     t.reconcile().await;
     assert_eq!(t.replicas(), 4);
     let s = t.hpa().status.expect("status");
@@ -202,13 +217,11 @@ async fn cpu_above_target_scales_up_with_status_and_event() {
 
 #[tokio::test]
 async fn scale_down_waits_for_the_stabilization_window() {
-    let t = T::new();
-    t.create(DEPLOYMENT);
-    t.create(&hpa(RPS_10, FAST_DOWN));
-    t.pods(2);
     // 10 requests/s each: on target.
-    t.metrics
-        .set(&[("web-0", 10, Some(10.0)), ("web-1", 10, Some(10.0))]);
+    let t = T::scenario(
+        &hpa(RPS_10, FAST_DOWN),
+        &[("web-0", 10, Some(10.0)), ("web-1", 10, Some(10.0))],
+    );
     t.reconcile().await;
     assert_eq!(t.replicas(), 2);
     assert_eq!(
@@ -243,14 +256,12 @@ async fn scale_down_waits_for_the_stabilization_window() {
 
 #[tokio::test]
 async fn requests_per_second_scale_up_is_bounded_by_max_replicas() {
-    let t = T::new();
-    t.create(DEPLOYMENT);
-    t.create(&hpa(RPS_10, ""));
-    t.pods(2);
     // 80/s each against 10/s: 16 wanted, max is 10, and the default policy
     // allows max(+4 pods, +100%) per 15 s: 6 now.
-    t.metrics
-        .set(&[("web-0", 10, Some(80.0)), ("web-1", 10, Some(80.0))]);
+    let t = T::scenario(
+        &hpa(RPS_10, ""),
+        &[("web-0", 10, Some(80.0)), ("web-1", 10, Some(80.0))],
+    );
     t.reconcile().await;
     assert_eq!(t.replicas(), 6);
     assert_eq!(
@@ -307,10 +318,7 @@ async fn missing_metrics_and_bad_targets_are_conditions_and_one_warning() {
         t.condition("AbleToScale"),
         ("False".into(), "FailedGetScale".into())
     );
-    let msg = t.hpa().status.expect("status").conditions[0]
-        .message
-        .clone()
-        .unwrap_or_default();
+    let msg = t.message("AbleToScale");
     assert!(
         msg.contains("apps/v1beta2/Deployment is not supported"),
         "{msg}"
@@ -324,10 +332,7 @@ async fn missing_metrics_and_bad_targets_are_conditions_and_one_warning() {
         t.condition("AbleToScale"),
         ("False".into(), "FailedGetScale".into())
     );
-    let msg = t.hpa().status.expect("status").conditions[0]
-        .message
-        .clone()
-        .unwrap_or_default();
+    let msg = t.message("AbleToScale");
     assert!(msg.contains("deployment/web not found"), "{msg}");
 }
 
