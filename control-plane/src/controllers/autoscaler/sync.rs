@@ -86,6 +86,32 @@ fn set_failing(status: &mut HpaStatus, c: Condition) -> Option<Note> {
     note
 }
 
+/// A sync that read the scale but computes no size: ScalingActive is
+/// False for `reason`, and the size stays `desired`.
+fn not_active(
+    mut status: HpaStatus,
+    reason: &str,
+    message: String,
+    desired: i32,
+    now: Time,
+) -> Plan {
+    let read = "the HPA controller was able to get the target's current scale";
+    set_condition(
+        &mut status.conditions,
+        condition("AbleToScale", true, "SucceededGetScale", read.into(), now),
+    );
+    let note = set_failing(
+        &mut status,
+        condition("ScalingActive", false, reason, message, now),
+    );
+    status.desired_replicas = desired;
+    Plan {
+        scale_to: None,
+        status,
+        notes: note.into_iter().collect(),
+    }
+}
+
 /// The sync of `hpa` at `elapsed` (monotonic, for `history`) and `now`.
 pub fn plan(
     hpa: &HorizontalPodAutoscaler,
@@ -118,58 +144,19 @@ pub fn plan(
         }
     };
     status.current_replicas = status_replicas;
-    let mut notes = Vec::new();
     if current == 0 && spec.min_replicas > 0 {
         // Kubernetes: someone scaled the target to zero by hand.
-        let msg = "scaling is disabled since the replica count of the target is zero".to_string();
-        set_condition(
-            &mut status.conditions,
-            condition(
-                "AbleToScale",
-                true,
-                "SucceededGetScale",
-                "the HPA controller was able to get the target's current scale".into(),
-                now,
-            ),
-        );
-        notes.extend(set_failing(
-            &mut status,
-            condition("ScalingActive", false, "ScalingDisabled", msg, now),
-        ));
-        status.desired_replicas = 0;
-        return Plan {
-            scale_to: None,
-            status,
-            notes,
-        };
+        let msg = "scaling is disabled since the replica count of the target is zero";
+        return not_active(status, "ScalingDisabled", msg.into(), 0, now);
     }
     let recommendation = match recommend(spec, &obs, TOLERANCE) {
         Ok(r) => r,
         Err(e) => {
-            let reason = failed_metric_reason(&e);
             let msg = format!("the HPA was unable to compute the replica count: {e}");
-            set_condition(
-                &mut status.conditions,
-                condition(
-                    "AbleToScale",
-                    true,
-                    "SucceededGetScale",
-                    "the HPA controller was able to get the target's current scale".into(),
-                    now,
-                ),
-            );
-            notes.extend(set_failing(
-                &mut status,
-                condition("ScalingActive", false, reason, msg, now),
-            ));
-            status.desired_replicas = current;
-            return Plan {
-                scale_to: None,
-                status,
-                notes,
-            };
+            return not_active(status, failed_metric_reason(&e), msg, current, now);
         }
     };
+    let mut notes = Vec::new();
     let behavior = Behavior::from_spec(spec.behavior.as_ref());
     let keep = [behavior.up.window, behavior.down.window]
         .into_iter()

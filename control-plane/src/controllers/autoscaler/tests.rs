@@ -347,3 +347,17 @@ async fn a_replicaset_target_is_scaled_too() {
     let rs = decode::<drover_proto::types::ReplicaSet>(t.api.objects(Kind::ReplicaSet)).remove(0);
     assert_eq!(rs.spec.replicas, 4);
 }
+
+#[tokio::test]
+async fn a_target_scaled_to_zero_by_hand_disables_scaling() {
+    let t = T::new();
+    t.create(&DEPLOYMENT.replace("replicas: 2", "replicas: 0"));
+    t.create(&hpa(CPU_50, ""));
+    t.reconcile().await;
+    assert_eq!(t.replicas(), 0);
+    assert_eq!(
+        t.condition("ScalingActive"),
+        ("False".into(), "ScalingDisabled".into())
+    );
+    assert_eq!(t.hpa().status.expect("status").desired_replicas, 0);
+}
