@@ -88,6 +88,8 @@ enum Command {
     Dev(cmd::dev::DevArgs),
     /// Run the node agent (or a fleet of hollow nodes).
     Agent(cmd::agent::AgentArgs),
+    /// Show CPU, memory and requests per second of pods or nodes.
+    Top(cmd::top::TopArgs),
     /// Print a container's log.
     Logs(cmd::logs::LogsArgs),
     /// Run a command in a container.
@@ -193,6 +195,7 @@ fn main() -> ExitCode {
             Command::Image(a) => cmd::image::run(a).await,
             Command::Vm(a) => cmd::vm::run(a),
             Command::Logs(a) => cmd::logs::run(&server, a).await,
+            Command::Top(a) => cmd::top::run(&server, a).await,
             Command::Exec(a) => match cmd::exec::run(&server, a).await {
                 // The command's exit code is ours (the terminal, if raw,
                 // was restored when `run` returned).

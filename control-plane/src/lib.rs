@@ -7,6 +7,7 @@ pub mod auth;
 pub mod command;
 pub mod controllers;
 pub mod replicated;
+pub mod resource_metrics;
 pub mod server;
 pub mod state;
 pub mod store;

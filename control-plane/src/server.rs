@@ -53,6 +53,8 @@ pub struct Ready {
     /// True while this server may run leader-only work (controllers,
     /// scheduler): always for a single server, while it leads otherwise.
     pub leader: watch::Receiver<bool>,
+    /// The resource metrics this server scrapes (for the autoscaler).
+    pub metrics: crate::resource_metrics::MetricsSource,
 }
 
 /// Why the server stopped or could not start.
@@ -110,7 +112,12 @@ pub async fn serve(
         Some(m) => leader_signal(m.replicator.leadership()),
     };
     let auth = config.security.as_ref().map(|s| Arc::new(s.auth.clone()));
-    let core = ApiCore::new(store, auth.clone());
+    let core = ApiCore::new(store.clone(), auth.clone());
+    let scraper = tokio::spawn(crate::resource_metrics::scrape::run(
+        store,
+        core.metrics.clone(),
+    ));
+    let metrics_source = core.metrics.clone();
     let max = 1 << 30;
     let grpc = tonic::service::Routes::new(
         ApiServer::new(core.clone())
@@ -139,6 +146,7 @@ pub async fn serve(
         addr,
         peer_addr: member.as_ref().map(|m| m.peer_addr),
         leader,
+        metrics: metrics_source,
     });
     let serving = async move {
         match tls {
@@ -162,6 +170,7 @@ pub async fn serve(
             why = failure => Err(ServeError::RaftFailed(why)),
         },
     };
+    scraper.abort();
     if let Some(m) = member {
         m.shutdown().await;
     }

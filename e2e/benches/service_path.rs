@@ -12,15 +12,12 @@
 //! pays connection setup, which is where DNAT works (later packets follow
 //! conntrack).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use drover_e2e::cluster::{Cluster, get_json, ready_endpoints, skip_reason};
+use drover_e2e::load::run_for as load;
 use drover_e2e::{eventually, skip_unless_supported};
 use serde_json::Value;
 
@@ -125,94 +122,4 @@ fn main() -> ExitCode {
     }
     drop(cluster);
     ExitCode::SUCCESS
-}
-
-struct Report {
-    ok: usize,
-    failed: usize,
-    took: Duration,
-    /// Latencies of the requests served, sorted.
-    latencies: Vec<Duration>,
-}
-
-impl Report {
-    /// The `q` quantile in milliseconds.
-    fn percentile(&self, q: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((self.latencies.len() - 1) as f64 * q).round() as usize;
-        self.latencies[i.min(self.latencies.len() - 1)].as_secs_f64() * 1000.0
-    }
-}
-
-/// `connections` threads in the namespace `netns` requesting `target` for
-/// `duration`; None when the namespace cannot be entered.
-fn load(netns: &str, target: SocketAddr, duration: Duration, connections: usize) -> Option<Report> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let threads: Vec<_> = (0..connections)
-        .map(|_| {
-            let (stop, netns) = (stop.clone(), netns.to_string());
-            std::thread::spawn(move || -> Option<(Vec<Duration>, usize)> {
-                let ns = std::fs::File::open(&netns).ok()?;
-                // SAFETY: setns(2) on a namespace file we opened, for this
-                // thread only.
-                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    return None;
-                }
-                let (mut served, mut failed) = (Vec::new(), 0);
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    match request(target) {
-                        Ok(()) => served.push(t.elapsed()),
-                        Err(e) => {
-                            if failed == 0 {
-                                eprintln!("service_path: {target}: {e}");
-                            }
-                            failed += 1;
-                        }
-                    }
-                }
-                Some((served, failed))
-            })
-        })
-        .collect();
-    std::thread::sleep(duration);
-    stop.store(true, Ordering::Relaxed);
-    let mut report = Report {
-        ok: 0,
-        failed: 0,
-        took: Duration::ZERO,
-        latencies: Vec::new(),
-    };
-    for t in threads {
-        let (served, failed) = t.join().ok()??;
-        report.failed += failed;
-        report.latencies.extend(served);
-    }
-    report.took = start.elapsed();
-    report.ok = report.latencies.len();
-    report.latencies.sort();
-    Some(report)
-}
-
-/// One `GET /` over a new connection; Err says which step failed.
-fn request(target: SocketAddr) -> Result<(), String> {
-    let timeout = Duration::from_secs(2);
-    let mut s =
-        TcpStream::connect_timeout(&target, timeout).map_err(|e| format!("connect: {e}"))?;
-    let _ = s.set_read_timeout(Some(timeout));
-    s.write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")
-        .map_err(|e| format!("write: {e}"))?;
-    let mut body = Vec::with_capacity(512);
-    s.read_to_end(&mut body).map_err(|e| format!("read: {e}"))?;
-    if body.starts_with(b"HTTP/1.") && body.get(9..12) == Some(b"200") {
-        Ok(())
-    } else {
-        Err(format!(
-            "answer: {:?}",
-            String::from_utf8_lossy(&body[..body.len().min(40)])
-        ))
-    }
 }

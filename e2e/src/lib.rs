@@ -7,6 +7,7 @@
 //! tables, tmpfs mounts, processes) is removed when it is dropped, also when
 //! a test panics. Traffic only flows between the lab's own addresses.
 
+pub mod autoscaling;
 mod binary;
 pub mod cluster;
 mod cmd;
@@ -15,6 +16,7 @@ pub mod faults;
 pub mod history;
 pub mod http;
 mod lab;
+pub mod load;
 pub mod member;
 mod process;
 mod wait;

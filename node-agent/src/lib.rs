@@ -24,6 +24,7 @@
 
 pub mod agent;
 pub mod image;
+pub mod metrics;
 pub mod network;
 pub mod runtime;
 pub mod shim;

@@ -16,6 +16,7 @@ pub mod rollout;
 pub mod scale;
 pub mod server;
 pub mod target;
+pub mod top;
 pub mod vm;
 
 use anyhow::Result;

@@ -45,6 +45,10 @@ pub struct ServerArgs {
     /// `--event-ttl`).
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     event_ttl: Duration,
+    /// How often every HorizontalPodAutoscaler is synced (Kubernetes'
+    /// `--horizontal-pod-autoscaler-sync-period`, 15 s there).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    hpa_sync_period: Duration,
     /// This member's id in a replicated control plane (1, 2, 3...).
     #[arg(long)]
     id: Option<u64>,
@@ -228,6 +232,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let security = security(&args)?;
     let tls = security.is_some();
     check_exposure("--listen", args.listen, tls, args.insecure)?;
+    if args.hpa_sync_period.is_zero() {
+        anyhow::bail!("--hpa-sync-period must be at least 1s");
+    }
     if let Some(peer) = args.peer_listen {
         check_exposure("--peer-listen", peer, tls, args.insecure)?;
     }
@@ -272,6 +279,8 @@ pub async fn run(args: ServerArgs) -> Result<()> {
                 default_toleration: args.pod_eviction_timeout,
             },
             event_ttl: args.event_ttl,
+            hpa_sync_period: args.hpa_sync_period,
+            metrics: std::sync::Arc::new(ready.metrics.clone()),
             ..ControllerConfig::default()
         });
         spawn_leader_work(

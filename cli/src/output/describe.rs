@@ -44,6 +44,30 @@ fn conditions(out: &mut String, conds: &[drover_proto::meta::Condition]) {
     );
 }
 
+fn hpa_details(out: &mut String, h: &HorizontalPodAutoscaler) {
+    let s = h.status.clone().unwrap_or_default();
+    let target = &h.spec.scale_target_ref;
+    kv(out, "Reference", format!("{}/{}", target.kind, target.name));
+    let _ = writeln!(out, "Metrics:            ( current / target )");
+    for t in table::hpa_targets(h) {
+        let _ = writeln!(out, "  {t}");
+    }
+    kv(out, "Min replicas", h.spec.min_replicas);
+    kv(out, "Max replicas", h.spec.max_replicas);
+    kv(
+        out,
+        format!("{} pods", target.kind).as_str(),
+        format!(
+            "{} current / {} desired",
+            s.current_replicas, s.desired_replicas
+        ),
+    );
+    if let Some(t) = s.last_scale_time {
+        kv(out, "Last scale", t.to_rfc3339());
+    }
+    conditions(out, &s.conditions);
+}
+
 fn pod_details(out: &mut String, p: &Pod) {
     let s = p.status.clone().unwrap_or_default();
     kv(out, "Runtime", p.spec.runtime.as_str());
@@ -174,6 +198,10 @@ pub fn describe(kind: Kind, o: &Object, events: &[Object]) -> String {
             kv(&mut out, "Unschedulable", n.spec.unschedulable);
             body_yaml(&mut out, o);
         }
+        Kind::HorizontalPodAutoscaler => hpa_details(
+            &mut out,
+            &HorizontalPodAutoscaler::from_object(o).unwrap_or_default(),
+        ),
         _ => body_yaml(&mut out, o),
     }
     let _ = writeln!(out, "Events:");

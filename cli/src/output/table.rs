@@ -304,53 +304,7 @@ pub fn row(kind: Kind, o: &Object, wide: bool) -> Vec<String> {
         Kind::HorizontalPodAutoscaler => {
             let h: HorizontalPodAutoscaler = decode(o);
             let s = h.status.clone().unwrap_or_default();
-            let targets: Vec<String> = h
-                .spec
-                .metrics
-                .iter()
-                .map(|m| {
-                    let current = s.current_metrics.iter().find(|c| c.type_ == m.type_);
-                    match m.type_ {
-                        MetricSourceType::Resource => {
-                            let want = m
-                                .resource
-                                .as_ref()
-                                .and_then(|r| r.target.average_utilization)
-                                .map(|u| format!("{u}%"))
-                                .unwrap_or_default();
-                            let have = current
-                                .and_then(|c| c.resource.as_ref())
-                                .and_then(|r| r.current.average_utilization)
-                                .map(|u| format!("{u}%"))
-                                .unwrap_or_else(|| "<unknown>".into());
-                            format!(
-                                "{}: {have}/{want}",
-                                m.resource.as_ref().map(|r| r.name.as_str()).unwrap_or("?")
-                            )
-                        }
-                        _ => {
-                            let want = m
-                                .pods
-                                .as_ref()
-                                .and_then(|p| p.target.average_value.as_ref())
-                                .map(|q| q.to_string())
-                                .unwrap_or_default();
-                            let have = current
-                                .and_then(|c| c.pods.as_ref())
-                                .and_then(|p| p.current.average_value.as_ref())
-                                .map(|q| q.to_string())
-                                .unwrap_or_else(|| "<unknown>".into());
-                            format!(
-                                "{}: {have}/{want}",
-                                m.pods
-                                    .as_ref()
-                                    .map(|p| p.metric.name.as_str())
-                                    .unwrap_or("?")
-                            )
-                        }
-                    }
-                })
-                .collect();
+            let targets = hpa_targets(&h);
             let reference = format!(
                 "{}/{}",
                 h.spec.scale_target_ref.kind, h.spec.scale_target_ref.name
@@ -371,6 +325,58 @@ pub fn row(kind: Kind, o: &Object, wide: bool) -> Vec<String> {
             ]
         }
     }
+}
+
+/// Each metric of an HPA as kubectl shows it: `cpu: 45%/50%`,
+/// `requests_per_second: 12/10` (`<unknown>` before a measurement).
+pub fn hpa_targets(h: &HorizontalPodAutoscaler) -> Vec<String> {
+    let s = h.status.clone().unwrap_or_default();
+    h.spec
+        .metrics
+        .iter()
+        .map(|m| {
+            let current = s.current_metrics.iter().find(|c| c.type_ == m.type_);
+            match m.type_ {
+                MetricSourceType::Resource => {
+                    let want = m
+                        .resource
+                        .as_ref()
+                        .and_then(|r| r.target.average_utilization)
+                        .map(|u| format!("{u}%"))
+                        .unwrap_or_default();
+                    let have = current
+                        .and_then(|c| c.resource.as_ref())
+                        .and_then(|r| r.current.average_utilization)
+                        .map(|u| format!("{u}%"))
+                        .unwrap_or_else(|| "<unknown>".into());
+                    format!(
+                        "{}: {have}/{want}",
+                        m.resource.as_ref().map(|r| r.name.as_str()).unwrap_or("?")
+                    )
+                }
+                _ => {
+                    let want = m
+                        .pods
+                        .as_ref()
+                        .and_then(|p| p.target.average_value.as_ref())
+                        .map(|q| q.to_string())
+                        .unwrap_or_default();
+                    let have = current
+                        .and_then(|c| c.pods.as_ref())
+                        .and_then(|p| p.current.average_value.as_ref())
+                        .map(|q| q.to_string())
+                        .unwrap_or_else(|| "<unknown>".into());
+                    format!(
+                        "{}: {have}/{want}",
+                        m.pods
+                            .as_ref()
+                            .map(|p| p.metric.name.as_str())
+                            .unwrap_or("?")
+                    )
+                }
+            }
+        })
+        .collect()
 }
 
 /// Renders rows as a borderless, aligned table like kubectl's.

@@ -99,6 +99,8 @@ pub struct ApiCore {
     pub store: Arc<Store>,
     /// Authentication and RBAC; `None` when the server runs without TLS.
     pub auth: Option<Arc<Auth>>,
+    /// The last resource metrics scraped from the agents (not stored).
+    pub metrics: crate::resource_metrics::MetricsSource,
 }
 
 impl From<AuthError> for ApiError {
@@ -146,7 +148,11 @@ fn random_suffix() -> String {
 
 impl ApiCore {
     pub fn new(store: Arc<Store>, auth: Option<Arc<Auth>>) -> ApiCore {
-        ApiCore { store, auth }
+        ApiCore {
+            store,
+            auth,
+            metrics: Default::default(),
+        }
     }
 
     /// Lets the request through if its caller (recorded by

@@ -39,11 +39,13 @@ async fn metrics_text(State(core): State<ApiCore>) -> Response {
     metrics::gauge!("drover_store_db_bytes").set(core.store.size_on_disk() as f64);
     metrics::gauge!("drover_store_objects").set(core.store.object_count() as f64);
     metrics::gauge!("drover_store_revision").set(core.store.revision() as f64);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        super::metrics::render(),
-    )
-        .into_response()
+    let mut text = super::metrics::render();
+    core.metrics.with(|a| {
+        if let Some(a) = a {
+            text.push_str(&crate::resource_metrics::exposition::render(a));
+        }
+    });
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// The HTTP status of an error class.
@@ -146,6 +148,16 @@ async fn named_group(
 ) -> Response {
     let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     match parts.as_slice() {
+        ["metrics.k8s.io", version, rest @ ..] if method == Method::GET => {
+            let labels = q.get("labelSelector").map(String::as_str).unwrap_or("");
+            let answer = core
+                .metrics
+                .with(|a| crate::resource_metrics::api::answer(a, version, rest, labels));
+            match answer {
+                Ok(v) => axum::Json(v).into_response(),
+                Err(e) => error_response(e),
+            }
+        }
         [group, version, rest @ ..] => {
             let at = Request {
                 method,

@@ -1,14 +1,17 @@
 //! The entry point the server starts on the leader: informers for pods,
-//! ReplicaSets, Deployments, Nodes, Services and Endpoints, and the workers
-//! of each controller.
+//! ReplicaSets, Deployments, Nodes, Services, Endpoints and
+//! HorizontalPodAutoscalers, and the workers of each controller.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use drover_proto::client::Client;
-use drover_proto::types::{Deployment, Endpoints, Node, Pod, ReplicaSet, Service};
+use drover_proto::types::{
+    Deployment, Endpoints, HorizontalPodAutoscaler, Node, Pod, ReplicaSet, Service,
+};
 
 use super::api::ControllerApi;
+use super::autoscaler::HpaController;
 use super::deployment::DeploymentController;
 use super::endpoints::EndpointsController;
 use super::node_lifecycle::{NodeLifecycleConfig, NodeLifecycleController};
@@ -16,6 +19,7 @@ use super::replicaset::ReplicaSetController;
 use super::runtime::{
     Backoff, Cache, Clock, Handler, Informer, Notification, SystemClock, WorkQueue, run_workers,
 };
+use crate::resource_metrics::{MetricsSource, PodMetricsSource};
 
 /// How many workers each controller runs, and their timings.
 #[derive(Debug, Clone)]
@@ -27,6 +31,11 @@ pub struct ControllerConfig {
     pub node_lifecycle: NodeLifecycleConfig,
     /// Events last seen longer ago than this are deleted.
     pub event_ttl: std::time::Duration,
+    pub hpa_workers: usize,
+    /// How often every HorizontalPodAutoscaler is synced.
+    pub hpa_sync_period: std::time::Duration,
+    /// Where the autoscaler reads pod metrics (the server's scraper).
+    pub metrics: Arc<dyn PodMetricsSource>,
 }
 
 impl Default for ControllerConfig {
@@ -39,6 +48,9 @@ impl Default for ControllerConfig {
             endpoints_workers: 5,
             node_lifecycle: NodeLifecycleConfig::default(),
             event_ttl: super::event_ttl::DEFAULT_TTL,
+            hpa_workers: 2,
+            hpa_sync_period: super::autoscaler::DEFAULT_SYNC_PERIOD,
+            metrics: Arc::new(MetricsSource::default()),
         }
     }
 }
@@ -109,7 +121,29 @@ pub async fn run_with<A: ControllerApi>(
         e_queue.clone(),
     ));
 
+    let hpas: Cache<HorizontalPodAutoscaler> = Cache::default();
+    let h_queue = Arc::new(WorkQueue::new(clock.clone(), Backoff::default()));
+    let hc = Arc::new(HpaController::new(
+        api.clone(),
+        clock.clone(),
+        hpas.clone(),
+        deployments.clone(),
+        replicasets.clone(),
+        pods.clone(),
+        config.metrics.clone(),
+        h_queue.clone(),
+        config.hpa_sync_period,
+    ));
+
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(
+        Informer {
+            api: api.clone(),
+            cache: hpas.clone(),
+            handler: hc.hpa_handler(),
+        }
+        .run(),
+    );
     tasks.spawn(
         Informer {
             api: api.clone(),
@@ -164,13 +198,14 @@ pub async fn run_with<A: ControllerApi>(
     // Workers start once every cache holds its first list, so no controller
     // acts on a partial view (a missing pod would be re-created).
     let synced = {
-        let (p, r, d, n, s, e) = (
+        let (p, r, d, n, s, e, h) = (
             pods.clone(),
             replicasets.clone(),
             deployments.clone(),
             nodes.clone(),
             services.clone(),
             endpoints.clone(),
+            hpas.clone(),
         );
         async move {
             while !(p.has_synced()
@@ -178,7 +213,8 @@ pub async fn run_with<A: ControllerApi>(
                 && d.has_synced()
                 && n.has_synced()
                 && s.has_synced()
-                && e.has_synced())
+                && e.has_synced()
+                && h.has_synced())
             {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
@@ -190,7 +226,7 @@ pub async fn run_with<A: ControllerApi>(
         _ = synced => {}
     }
     tracing::info!(
-        "controllers started (replicaset, deployment, node-lifecycle, endpoints, event-ttl)"
+        "controllers started (replicaset, deployment, node-lifecycle, endpoints, horizontal-pod-autoscaler, event-ttl)"
     );
     tasks.spawn(run_workers(
         rsc,
@@ -200,6 +236,7 @@ pub async fn run_with<A: ControllerApi>(
     tasks.spawn(run_workers(dc, d_queue.clone(), config.deployment_workers));
     tasks.spawn(run_workers(nlc, n_queue.clone(), config.node_workers));
     tasks.spawn(run_workers(ec, e_queue.clone(), config.endpoints_workers));
+    tasks.spawn(run_workers(hc, h_queue.clone(), config.hpa_workers));
     tasks.spawn(super::event_ttl::run(
         api.clone(),
         clock.clone(),
@@ -210,6 +247,7 @@ pub async fn run_with<A: ControllerApi>(
     d_queue.shut_down();
     n_queue.shut_down();
     e_queue.shut_down();
+    h_queue.shut_down();
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
 }

@@ -268,7 +268,13 @@ async fn render_view(
             };
             pages::workloads::render(&deployments, &s.replica_sets, &listing, now)
         }
-        "services" => pages::services::render(&view::service_rows(&s)),
+        "services" => {
+            let mut rows = view::service_rows(&s);
+            for r in &mut rows {
+                r.requests_per_second = ui.core.metrics.service_rate(&r.namespace, &r.name);
+            }
+            pages::services::render(&rows)
+        }
         "autoscaling" => {
             let t = history::unix_now();
             let hpas: Vec<_> = s

@@ -17,7 +17,7 @@ pub struct Layout {
 }
 
 /// Keeps letters, digits and `-`, so a uid is a safe path element and id.
-fn safe(s: &str) -> String {
+pub(crate) fn safe(s: &str) -> String {
     s.chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .collect()

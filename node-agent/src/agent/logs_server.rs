@@ -2,8 +2,10 @@
 //! streams a container's current (or previous) log as plain text lines,
 //! for `drover logs`; `POST /exec/{namespace}/{pod}` runs a command in a
 //! container, for `drover exec` ([`super::exec::serve`]); `GET /metrics`
-//! shows the service proxy's connection counters (Prometheus text). A tiny
-//! HTTP/1.1 server: one request per connection.
+//! shows the service proxy's connection counters and the last metrics
+//! sample (Prometheus text); `GET /metrics/summary` is that sample as JSON
+//! ([`drover_proto::types::metrics::AgentSummary`]) for the control plane's
+//! metrics source. A tiny HTTP/1.1 server: one request per connection.
 
 use std::time::Duration;
 
@@ -84,15 +86,42 @@ pub fn pick_attempt(mut attempts: Vec<i32>, previous: bool) -> Option<i32> {
 }
 
 async fn respond(conn: &mut TcpStream, code: &str, body: &str) -> std::io::Result<()> {
+    respond_as(conn, code, "text/plain; charset=utf-8", body).await
+}
+
+async fn respond_as(
+    conn: &mut TcpStream,
+    code: &str,
+    content_type: &str,
+    body: &str,
+) -> std::io::Result<()> {
     let head = format!(
-        "HTTP/1.1 {code}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {code}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     conn.write_all(head.as_bytes()).await?;
     conn.write_all(body.as_bytes()).await
 }
 
-async fn metrics(conn: &mut TcpStream, table: Option<String>) -> std::io::Result<()> {
+async fn summary(conn: &mut TcpStream, latest: &crate::metrics::Latest) -> std::io::Result<()> {
+    match latest.get().map(|s| serde_json::to_string(&s)) {
+        Some(Ok(json)) => respond_as(conn, "200 OK", "application/json", &json).await,
+        Some(Err(e)) => {
+            let msg = format!("encoding the metrics: {e}\n");
+            respond(conn, "500 Internal Server Error", &msg).await
+        }
+        None => {
+            let msg = "no metrics yet: the first sample takes two readings a second apart\n";
+            respond(conn, "503 Service Unavailable", msg).await
+        }
+    }
+}
+
+async fn metrics(
+    conn: &mut TcpStream,
+    table: Option<String>,
+    latest: &crate::metrics::Latest,
+) -> std::io::Result<()> {
     let counters = match table {
         None => Ok(Default::default()),
         Some(t) => tokio::task::spawn_blocking(move || crate::network::services::read_counters(&t))
@@ -101,12 +130,11 @@ async fn metrics(conn: &mut TcpStream, table: Option<String>) -> std::io::Result
     };
     match counters {
         Ok(c) => {
-            respond(
-                conn,
-                "200 OK",
-                &crate::network::services::metrics::render(&c),
-            )
-            .await
+            let mut text = crate::network::services::metrics::render(&c);
+            if let Some(s) = latest.get() {
+                text.push_str(&crate::metrics::prometheus::render(&s));
+            }
+            respond(conn, "200 OK", &text).await
         }
         Err(e) => {
             respond(
@@ -140,7 +168,10 @@ async fn handle(mut conn: TcpStream, ctx: &ExecContext) -> std::io::Result<()> {
         return exec::handle(conn, &head, rest, ctx).await;
     }
     if target == "/metrics" {
-        return metrics(&mut conn, ctx.service_table.clone()).await;
+        return metrics(&mut conn, ctx.service_table.clone(), &ctx.metrics).await;
+    }
+    if target == "/metrics/summary" {
+        return summary(&mut conn, &ctx.metrics).await;
     }
     let Some(req) = parse_target(target) else {
         return respond(

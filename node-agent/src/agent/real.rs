@@ -208,6 +208,14 @@ pub async fn run(
         exec_args: cfg.shim_args.clone(),
         serving,
     });
+    let service_table = cfg.bridge.as_deref().map(crate::network::services::table);
+    let metrics = crate::metrics::Latest::default();
+    tokio::spawn(crate::metrics::run(
+        cfg.node_name.clone(),
+        Arc::clone(&shared.cache),
+        service_table.clone(),
+        metrics.clone(),
+    ));
     tokio::spawn(super::logs_server::serve(
         logs,
         super::exec::serve::ExecContext {
@@ -215,7 +223,8 @@ pub async fn run(
             layout: layout.clone(),
             exe: cfg.shim_exe.clone(),
             shim_args: cfg.shim_args.clone(),
-            service_table: cfg.bridge.as_deref().map(crate::network::services::table),
+            service_table,
+            metrics,
         },
     ));
     let (changed_tx, changed_rx) = mpsc::unbounded_channel::<String>();

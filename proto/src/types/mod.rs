@@ -5,6 +5,7 @@
 pub mod config;
 pub mod event;
 pub mod hpa;
+pub mod metrics;
 pub mod node;
 pub mod pod;
 pub mod service;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use drover_control_plane::controllers::ControllerConfig;
 use drover_control_plane::{ServerConfig, serve};
 use drover_node_agent::agent::lifecycle::Backoff;
 use drover_node_agent::agent::real::{self, AgentConfig};
@@ -78,7 +79,7 @@ pub async fn run(args: DevArgs, client_config: Option<PathBuf>) -> Result<()> {
     let server = tokio::spawn(serve(
         config,
         move |ready: drover_control_plane::Ready| {
-            let _ = ready_tx.send((ready.addr, ready.leader));
+            let _ = ready_tx.send((ready.addr, ready.leader, ready.metrics));
         },
         async move {
             let _ = server_quit.wait_for(|q| *q).await;
@@ -90,7 +91,7 @@ pub async fn run(args: DevArgs, client_config: Option<PathBuf>) -> Result<()> {
         super::server::shutdown_signal().await;
         let _ = signal_quit.send(true);
     });
-    let (addr, leader) = match ready_rx.await {
+    let (addr, leader, metrics) = match ready_rx.await {
         Ok(a) => a,
         Err(_) => {
             return match server.await {
@@ -99,7 +100,10 @@ pub async fn run(args: DevArgs, client_config: Option<PathBuf>) -> Result<()> {
             };
         }
     };
-    let controllers = (!args.no_controllers).then(Default::default);
+    let controllers = (!args.no_controllers).then(|| ControllerConfig {
+        metrics: std::sync::Arc::new(metrics),
+        ..ControllerConfig::default()
+    });
     let local = super::server::local_target(addr, Some(&security));
     super::server::spawn_leader_work(local, ctl_stop_rx, leader, controllers, true);
     let url = format!("https://{addr}");

@@ -30,7 +30,7 @@ pub enum Policy {
 }
 
 impl Policy {
-    fn period(&self) -> Duration {
+    pub fn period(&self) -> Duration {
         match self {
             Policy::Pods { period, .. } | Policy::Percent { period, .. } => *period,
         }

@@ -47,7 +47,7 @@ fn condition(type_: &str, status: &str, reason: &str, message: String, now: Time
 }
 
 /// Sets `c` in `list`, keeping lastTransitionTime when the status did not change.
-fn set_condition(list: &mut Vec<Condition>, mut c: Condition) {
+pub(crate) fn set_condition(list: &mut Vec<Condition>, mut c: Condition) {
     match list.iter_mut().find(|x| x.type_ == c.type_) {
         Some(old) => {
             if old.status == c.status {

@@ -309,6 +309,9 @@ pub struct ServiceRow {
     pub ports: String,
     pub ready: usize,
     pub total: usize,
+    /// Requests per second through the service, all nodes (None: not
+    /// measured yet).
+    pub requests_per_second: Option<f64>,
 }
 
 pub fn service_rows(s: &Snapshot) -> Vec<ServiceRow> {
@@ -346,6 +349,7 @@ pub fn service_rows(s: &Snapshot) -> Vec<ServiceRow> {
                     .to_uppercase(),
                 ready,
                 total: ready + not_ready,
+                requests_per_second: None,
             }
         })
         .collect()

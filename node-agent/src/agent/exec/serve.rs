@@ -35,6 +35,8 @@ pub struct ExecContext {
     pub shim_args: Vec<OsString>,
     /// The service proxy's nftables table, whose counters `/metrics` shows.
     pub service_table: Option<String>,
+    /// The last metrics sample (`/metrics/summary`, and `/metrics`).
+    pub metrics: crate::metrics::Latest,
 }
 
 /// Why an exec could not begin (the HTTP status and message).

@@ -61,6 +61,42 @@ pub fn cpu_usage_ns(cgroups_path: &Path) -> Option<u64> {
     })
 }
 
+/// Working set from a memory usage and `memory.stat` (pure): usage minus
+/// inactive page cache, as the kubelet counts it (what an OOM kill looks
+/// at). v1 names the hierarchical figure `total_inactive_file`.
+pub fn working_set(usage: u64, memory_stat: &str) -> u64 {
+    let field = |name: &str| {
+        memory_stat
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+    };
+    let inactive = field("total_inactive_file")
+        .or_else(|| field("inactive_file"))
+        .unwrap_or(0);
+    usage.saturating_sub(inactive)
+}
+
+/// Memory working set of the cgroup, in bytes (v1 memory controller, else
+/// the v2 or hybrid unified tree).
+pub fn memory_working_set_bytes(cgroups_path: &Path) -> Option<u64> {
+    let rel = relative(cgroups_path);
+    let root = Path::new(CGROUP_ROOT);
+    let read = |dir: PathBuf, usage: &str| {
+        let usage = fs::read_to_string(dir.join(usage))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let stat = fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
+        Some(working_set(usage, &stat))
+    };
+    read(root.join("memory").join(&rel), "memory.usage_in_bytes")
+        .or_else(|| read(root.join(&rel), "memory.current"))
+        .or_else(|| read(root.join("unified").join(&rel), "memory.current"))
+}
+
 /// Every directory for this cgroup path across all mounted hierarchies
 /// (v1 controllers, the v2 or hybrid unified tree).
 pub fn existing_dirs(cgroups_path: &Path) -> Vec<PathBuf> {
@@ -92,6 +128,16 @@ mod tests {
         assert_eq!(parse_oom_kill(v1), Some(2));
         assert_eq!(parse_oom_kill(v2), Some(1));
         assert_eq!(parse_oom_kill("oom 1\n"), None);
+    }
+
+    #[test]
+    fn working_set_leaves_out_inactive_cache() {
+        let v1 = "cache 100\ninactive_file 10\ntotal_inactive_file 40\n";
+        let v2 = "anon 500\nfile 300\ninactive_file 200\n";
+        assert_eq!(working_set(1000, v1), 960);
+        assert_eq!(working_set(1000, v2), 800);
+        assert_eq!(working_set(100, "inactive_file 200\n"), 0);
+        assert_eq!(working_set(100, ""), 100);
     }
 
     #[test]
