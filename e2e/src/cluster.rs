@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::registry::Registry;
 use crate::{Host, HostProcess, Lab, drover_bin, run};
 
 /// The agents of the test, torn down (pods, pod network, service rules,
@@ -192,6 +193,8 @@ pub fn ready_endpoints(url: &str) -> usize {
 pub struct Cluster {
     pub nodes: Nodes,
     pub server: HostProcess,
+    /// The lab's registry (`reg` host), when asked for.
+    pub registry: Option<Registry>,
     pub url: String,
     pub n1: Host,
     pub n2: Host,
@@ -210,6 +213,18 @@ impl Cluster {
 
     /// [`Cluster::start`] with extra `drover server` flags.
     pub fn start_with(name: &str, manifest: &str, server_flags: &[&str]) -> Cluster {
+        Cluster::start_opts(
+            name,
+            manifest,
+            &ClusterOptions {
+                server_flags,
+                ..ClusterOptions::default()
+            },
+        )
+    }
+
+    /// [`Cluster::start`] as `options` say.
+    pub fn start_opts(name: &str, manifest: &str, options: &ClusterOptions) -> Cluster {
         let tmp = std::env::temp_dir().join(format!("drover-e2e-{name}-{}", std::process::id()));
         let _tmp = TempDir(tmp.clone());
         let layout = tmp.join("layout");
@@ -230,6 +245,13 @@ impl Cluster {
         let n1 = lab.add_host("n1");
         let n2 = lab.add_host("n2");
         let outside = lab.add_host("ext");
+        let registry = options
+            .registry
+            .then(|| Registry::start(&lab.add_host("reg"), &tmp.join("registry"), &layout));
+        let manifest = match &registry {
+            Some(r) => manifest.replace("REGISTRY", &r.addr),
+            None => manifest.to_string(),
+        };
         let server = HostProcess::spawn(
             "server",
             &srv,
@@ -244,7 +266,7 @@ impl Cluster {
                 "--insecure".into(),
             ]
             .into_iter()
-            .chain(server_flags.iter().map(|f| f.to_string()))
+            .chain(options.server_flags.iter().map(|f| f.to_string()))
             .collect::<Vec<_>>(),
         );
         let line = server.wait_for_line("drover server listening on ", Duration::from_secs(30));
@@ -267,26 +289,14 @@ impl Cluster {
         let cluster = format!("10.{range}.0.0/16");
         for (i, host) in [&n1, &n2].into_iter().enumerate() {
             let dir = tmp.join(&host.name);
-            let imported = drover(
-                &url,
-                &[
-                    "image",
-                    "import",
-                    &layout.display().to_string(),
-                    "--data-dir",
-                    &dir.display().to_string(),
-                ],
-            );
-            assert!(
-                imported.status.success(),
-                "image import: {}",
-                String::from_utf8_lossy(&imported.stderr)
-            );
+            if registry.is_none() {
+                import_image(&url, &layout, &dir);
+            }
             let bridge = format!("dsv{}{}", std::process::id() % 100_000, host.name);
             nodes
                 .nodes
                 .push((host.clone(), dir.clone(), bridge.clone()));
-            let args = [
+            let mut args = [
                 "agent",
                 "--server",
                 &url,
@@ -310,13 +320,17 @@ impl Cluster {
             ]
             .map(String::from)
             .to_vec();
+            if let Some(r) = &registry {
+                args.extend(["--insecure-registry".to_string(), r.addr.clone()]);
+            }
+            args.extend(options.agent_flags.iter().map(|f| f.to_string()));
             let agent = Nodes::spawn(host, &args, "registered node");
             nodes.args.push(args);
             nodes.agents.push(agent);
         }
 
         let manifest_file = tmp.join("web.yaml");
-        std::fs::write(&manifest_file, manifest).expect("writing the manifest");
+        std::fs::write(&manifest_file, &manifest).expect("writing the manifest");
         let applied = drover(&url, &["apply", "-f", &manifest_file.display().to_string()]);
         assert!(
             applied.status.success(),
@@ -326,6 +340,7 @@ impl Cluster {
         Cluster {
             nodes,
             server,
+            registry,
             url,
             n1,
             n2,
@@ -335,4 +350,36 @@ impl Cluster {
             files: _tmp,
         }
     }
+}
+
+/// How a lab cluster is made beyond its manifest.
+#[derive(Default)]
+pub struct ClusterOptions<'a> {
+    /// Extra `drover server` flags.
+    pub server_flags: &'a [&'a str],
+    /// Extra `drover agent` flags (every node).
+    pub agent_flags: &'a [&'a str],
+    /// Serve the example image from a registry on a host of its own
+    /// (`reg`) instead of importing it into each node: the manifest's
+    /// `REGISTRY` stands for the registry's `IP:PORT`.
+    pub registry: bool,
+}
+
+/// `drover image import` of the example layout into a node's store.
+fn import_image(url: &str, layout: &Path, node_dir: &Path) {
+    let imported = drover(
+        url,
+        &[
+            "image",
+            "import",
+            &layout.display().to_string(),
+            "--data-dir",
+            &node_dir.display().to_string(),
+        ],
+    );
+    assert!(
+        imported.status.success(),
+        "image import: {}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
 }
