@@ -186,3 +186,28 @@ fn long_names_are_cut_with_a_hash() {
         service_counter(&r)
     });
 }
+
+#[test]
+fn held_services_are_sent_to_the_activator_and_udp_still_refused() {
+    let mut c = cfg();
+    c.when_no_endpoints = WhenNoEndpoints::Hold {
+        activator: "10.88.1.1:40123".parse().unwrap(),
+    };
+    let out = render(&c, &rules(), &Existing::default());
+    let services = out
+        .split_once("\tchain services {\n")
+        .and_then(|(_, rest)| rest.split_once("\t}\n"))
+        .map(|(body, _)| body);
+    assert_eq!(
+        services,
+        Some(
+            "\t\tip daddr 10.96.0.2 tcp dport 80 goto svc/default/web/http
+\t\tip daddr { 192.168.1.10, 127.0.0.1 } tcp dport 30080 goto np/default/web/http
+\t\tip daddr 10.96.0.3 tcp dport 443 dnat to 10.88.1.1:40123
+\t\tip daddr { 192.168.1.10, 127.0.0.1 } tcp dport 30443 dnat to 10.88.1.1:40123
+"
+        )
+    );
+    assert!(out.contains("chain no_endpoints {\n\t\tip daddr 10.96.0.10 udp dport 53 reject\n\t}"));
+    assert!(!out.contains("tcp dport 443 reject"));
+}
