@@ -19,6 +19,7 @@ mod lab;
 pub mod load;
 pub mod member;
 mod process;
+pub mod scale_from_zero;
 mod wait;
 pub mod writer;
 
