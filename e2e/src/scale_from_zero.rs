@@ -33,7 +33,9 @@ spec:
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: web}
+metadata:
+  name: web
+  annotations: {autoscaling.drover.io/scale-from-zero: "true"}
 spec:
   selector: {app: web}
   ports: [{name: http, port: 80, targetPort: http}]

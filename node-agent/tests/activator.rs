@@ -33,6 +33,7 @@ fn rule(endpoints: Vec<Backend>) -> ServicePortRule {
         port: 80,
         node_port: Some(30080),
         endpoints,
+        scale_from_zero: true,
     }
 }
 

@@ -27,9 +27,10 @@ pub enum WhenNoEndpoints {
     /// Refuse at once: TCP reset, ICMP port unreachable for UDP/SCTP.
     #[default]
     Reject,
-    /// Scale from zero: DNAT TCP connections to the agent's activator at
-    /// this address, which holds them until an endpoint is ready (UDP and
-    /// SCTP are still refused: there is no connection to hold).
+    /// Scale from zero: DNAT TCP connections of the Services that opted in
+    /// to the agent's activator at this address, which holds them until an
+    /// endpoint is ready (others are refused, as are UDP and SCTP: there is
+    /// no connection to hold).
     Hold { activator: SocketAddrV4 },
 }
 
@@ -144,7 +145,9 @@ pub fn render(cfg: &ProxyConfig, rules: &[ServicePortRule], existing: &Existing)
             .map(|(np, ips)| format!("ip daddr {ips} {p} dport {np}"));
         if rule.endpoints.is_empty() {
             match cfg.when_no_endpoints {
-                WhenNoEndpoints::Hold { activator } if rule.protocol == Protocol::Tcp => {
+                WhenNoEndpoints::Hold { activator }
+                    if rule.protocol == Protocol::Tcp && rule.scale_from_zero =>
+                {
                     // The activator finds the service again from the
                     // connection's original destination (SO_ORIGINAL_DST).
                     dispatch.push(format!("{vip} dnat to {activator}"));

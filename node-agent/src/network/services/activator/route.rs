@@ -56,6 +56,7 @@ mod tests {
             port,
             node_port,
             endpoints: vec![],
+            scale_from_zero: true,
         }
     }
 

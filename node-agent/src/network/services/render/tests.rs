@@ -30,6 +30,7 @@ fn rules() -> Vec<ServicePortRule> {
             port: 53,
             node_port: None,
             endpoints: vec![],
+            scale_from_zero: true,
         },
         ServicePortRule {
             id: "default/web/http".into(),
@@ -39,6 +40,7 @@ fn rules() -> Vec<ServicePortRule> {
             node_port: Some(30080),
             // A named target port resolved to 8080 on one pod, 9090 on another.
             endpoints: vec![backend([10, 88, 1, 2], 8080), backend([10, 88, 2, 5], 9090)],
+            scale_from_zero: false,
         },
         ServicePortRule {
             id: "shop/api/443".into(),
@@ -47,6 +49,7 @@ fn rules() -> Vec<ServicePortRule> {
             port: 443,
             node_port: Some(30443),
             endpoints: vec![],
+            scale_from_zero: true,
         },
     ]
 }
@@ -210,4 +213,11 @@ fn held_services_are_sent_to_the_activator_and_udp_still_refused() {
     );
     assert!(out.contains("chain no_endpoints {\n\t\tip daddr 10.96.0.10 udp dport 53 reject\n\t}"));
     assert!(!out.contains("tcp dport 443 reject"));
+
+    // A Service that did not opt in is refused as before.
+    let mut r = rules();
+    r[2].scale_from_zero = false;
+    let out = render(&c, &r, &Existing::default());
+    assert!(!out.contains("dnat to 10.88.1.1:40123"));
+    assert!(out.contains("ip daddr 10.96.0.3 tcp dport 443 reject with tcp reset"));
 }
