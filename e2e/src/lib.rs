@@ -20,6 +20,7 @@ pub mod load;
 pub mod member;
 mod process;
 pub mod registry;
+pub mod scale_from_zero;
 mod wait;
 pub mod writer;
 

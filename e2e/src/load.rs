@@ -133,7 +133,30 @@ fn client(netns: &str, target: SocketAddr, gap: Option<Duration>, stop: &AtomicB
 
 /// One `GET /` over a new connection; Err says which step failed.
 pub fn request(target: SocketAddr) -> Result<(), String> {
-    let timeout = Duration::from_secs(2);
+    request_within(target, Duration::from_secs(2))
+}
+
+/// One `GET /` from inside the namespace at `netns`, answered within
+/// `timeout` (each step); how long it took, or why it failed.
+pub fn request_in(netns: &str, target: SocketAddr, timeout: Duration) -> Result<Duration, String> {
+    let netns = netns.to_string();
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&netns).map_err(|e| format!("{netns}: {e}"))?;
+        // SAFETY: setns(2) on a namespace file we opened, for this thread only.
+        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(format!(
+                "setns {netns}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let t = Instant::now();
+        request_within(target, timeout).map(|()| t.elapsed())
+    })
+    .join()
+    .unwrap_or_else(|_| Err("the client thread panicked".into()))
+}
+
+fn request_within(target: SocketAddr, timeout: Duration) -> Result<(), String> {
     let mut s =
         TcpStream::connect_timeout(&target, timeout).map_err(|e| format!("connect: {e}"))?;
     let _ = s.set_read_timeout(Some(timeout));

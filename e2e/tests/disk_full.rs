@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use drover_e2e::cluster::TempDir;
 use drover_e2e::control_plane::ControlPlane;
 use drover_e2e::writer::{Writers, converged_views};
 use drover_e2e::{Lab, eventually, run, skip_unless_supported};
@@ -33,6 +34,8 @@ fn a_member_with_a_full_disk_stops_acknowledging_and_recovers_when_space_returns
         return;
     }
     let root = std::env::temp_dir().join(format!("drover-e2e-{test}-{}", std::process::id()));
+    // Dropped after the lab (which unmounts the small disks), also on failure.
+    let _files = TempDir(root.clone());
     let lab = Lab::new();
     for id in 1..=3 {
         lab.small_disk(&root.join(format!("member-{id}")), 96);

@@ -24,6 +24,7 @@ fn rule(name: &str, vip: [u8; 4], endpoints: Vec<Backend>) -> ServicePortRule {
         port: 80,
         node_port: None,
         endpoints,
+        scale_from_zero: false,
     }
 }
 

@@ -85,6 +85,11 @@ pub struct AgentArgs {
     /// DATA_DIR/vm/kernel/vmlinuz, then /var/cache/drover/kernel/vmlinuz).
     #[arg(long)]
     vm_kernel: Option<PathBuf>,
+    /// Scale from zero: how long (seconds) a connection to a service with
+    /// no ready endpoint is held while the autoscaler starts a replica,
+    /// then closed; 0 refuses such connections at once.
+    #[arg(long, default_value_t = 30)]
+    activator_timeout: u64,
 }
 
 fn quantity(flag: &str, text: &str) -> Result<Quantity> {
@@ -144,6 +149,8 @@ async fn run_real(client: drover_proto::client::Client, args: AgentArgs) -> Resu
         cluster_cidr: Some(args.cluster_cidr),
         vm_engine: args.vm_engine,
         vm_kernel: args.vm_kernel,
+        activator_timeout: (args.activator_timeout > 0)
+            .then(|| Duration::from_secs(args.activator_timeout)),
     };
     let agent = real::run(client, cfg, |node| {
         eprintln!("drover agent: registered node {}", node.metadata.name);

@@ -130,6 +130,7 @@ pub async fn run_with<A: ControllerApi>(
         deployments.clone(),
         replicasets.clone(),
         pods.clone(),
+        services.clone(),
         config.metrics.clone(),
         h_queue.clone(),
         config.hpa_sync_period,

@@ -17,6 +17,9 @@ pub struct Aggregate {
     /// Requests per second per service, `(namespace, name)`, all ports and
     /// nodes summed.
     pub services: BTreeMap<(String, String), f64>,
+    /// Requests the nodes' activators hold per service, `(namespace,
+    /// name)`, all ports and nodes summed (scale from zero).
+    pub held: BTreeMap<(String, String), u64>,
 }
 
 /// Requests per second as a quantity (thousandths).
@@ -29,7 +32,13 @@ pub fn aggregate(reports: &[AgentSummary]) -> Aggregate {
     // Endpoint rates by (namespace, ip), summed over nodes and services.
     let mut by_ip: BTreeMap<(&str, &str), f64> = BTreeMap::new();
     let mut services = BTreeMap::new();
+    let mut held = BTreeMap::new();
     for r in reports {
+        for h in &r.held {
+            *held
+                .entry((h.namespace.clone(), h.service.clone()))
+                .or_default() += h.pending;
+        }
         for e in &r.endpoints {
             *by_ip.entry((&e.namespace, &e.ip)).or_default() += e.per_second;
         }
@@ -56,6 +65,7 @@ pub fn aggregate(reports: &[AgentSummary]) -> Aggregate {
         nodes: reports.iter().map(|r| r.node.clone()).collect(),
         pods,
         services,
+        held,
     }
 }
 
@@ -63,7 +73,7 @@ pub fn aggregate(reports: &[AgentSummary]) -> Aggregate {
 mod tests {
     use super::*;
     use drover_proto::ObjectMeta;
-    use drover_proto::types::metrics::{EndpointRate, PodSummary, ServiceRate};
+    use drover_proto::types::metrics::{EndpointRate, HeldRequests, PodSummary, ServiceRate};
 
     fn pod(ns: &str, name: &str, ip: &str) -> PodSummary {
         PodSummary {
@@ -109,6 +119,15 @@ mod tests {
                 pod("default", "lonely", "10.88.2.3"),
             ],
             endpoints: vec![ep("10.88.1.2", 1.5)],
+            held: ["http", "admin"]
+                .map(|port| HeldRequests {
+                    namespace: "default".into(),
+                    service: "idle".into(),
+                    port: port.into(),
+                    pending: 2,
+                    expired_total: 1,
+                })
+                .into(),
             ..Default::default()
         };
         let agg = aggregate(&[a, b]);
@@ -123,5 +142,6 @@ mod tests {
         assert_eq!(rps("lonely"), None);
         assert_eq!(agg.services[&("default".into(), "web".into())], 10.0);
         assert_eq!(agg.nodes.len(), 2);
+        assert_eq!(agg.held[&("default".into(), "idle".into())], 4);
     }
 }

@@ -124,6 +124,7 @@ mod tests {
                 pod("other", "web-2", "web"),
             ]),
             services: BTreeMap::new(),
+            held: BTreeMap::new(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod api;
 pub mod exposition;
 pub mod scrape;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use drover_proto::types::metrics::PodMetrics;
@@ -21,6 +22,10 @@ pub trait PodMetricsSource: Send + Sync + std::fmt::Debug + 'static {
     /// The last metrics of the pods in `namespace`; None when nothing has
     /// been scraped yet.
     fn pod_metrics(&self, namespace: &str) -> Option<Vec<PodMetrics>>;
+
+    /// Requests the nodes' activators hold now, by Service name in
+    /// `namespace` (scale from zero).
+    fn held_requests(&self, namespace: &str) -> BTreeMap<String, u64>;
 }
 
 /// The last scrape's view, shared by the scraper, the gateway and the
@@ -59,6 +64,19 @@ impl PodMetricsSource for MetricsSource {
                     .map(|(_, m)| m.clone())
                     .collect(),
             )
+        })
+    }
+
+    fn held_requests(&self, namespace: &str) -> BTreeMap<String, u64> {
+        self.with(|a| {
+            a.map(|a| {
+                a.held
+                    .iter()
+                    .filter(|((ns, _), _)| ns == namespace)
+                    .map(|((_, name), n)| (name.clone(), *n))
+                    .collect()
+            })
+            .unwrap_or_default()
         })
     }
 }

@@ -44,8 +44,9 @@ pub fn set_internal_ip(
     );
 }
 
-/// Starts the service proxy (ClusterIP/NodePort rules), the DNS server and
-/// the routes to other nodes' pods.
+/// Starts the service proxy (ClusterIP/NodePort rules) with its activator
+/// (returned, for the metrics), the DNS server and the routes to other
+/// nodes' pods.
 pub fn start(
     client: &Client,
     cfg: &AgentConfig,
@@ -54,8 +55,8 @@ pub fn start(
     cidr: crate::network::Cidr,
     cluster: crate::network::Cidr,
     serving: &crate::network::services::Serving,
-) {
-    use crate::network::services::{ProxyConfig, WhenNoEndpoints};
+) -> Option<crate::network::services::Activator> {
+    use crate::network::services::{Activator, ProxyConfig, WhenNoEndpoints};
     let mut node_ips = vec![node_ip];
     if !node_ip.is_loopback() {
         node_ips.push(std::net::Ipv4Addr::LOCALHOST);
@@ -67,11 +68,43 @@ pub fn start(
         cluster_cidr: cluster,
         when_no_endpoints: WhenNoEndpoints::Reject,
     };
+    // On the bridge's gateway address: local to the node, reachable from
+    // its pods and, after DNAT, from any host whose traffic enters here.
+    let activator = match cfg.activator_timeout {
+        Some(timeout) => {
+            match Activator::start(std::net::SocketAddrV4::new(cidr.gateway(), 0), timeout) {
+                Ok(a) => {
+                    tracing::info!(
+                        "activator: holding connections to services with no endpoints on {} (up to {timeout:?})",
+                        a.addr()
+                    );
+                    Some(a)
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "activator: cannot listen on {}: {e}; services with no endpoints refuse connections",
+                        cidr.gateway()
+                    );
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let proxy = ProxyConfig {
+        when_no_endpoints: activator.as_ref().map_or(WhenNoEndpoints::Reject, |a| {
+            WhenNoEndpoints::Hold {
+                activator: a.addr(),
+            }
+        }),
+        ..proxy
+    };
     let services = informer::Cache::default();
     tokio::spawn(crate::network::services::run(
         client.clone(),
         proxy,
         serving.clone(),
+        activator.clone(),
         services.clone(),
         cfg.data_dir.join("network"),
     ));
@@ -82,4 +115,5 @@ pub fn start(
         node_ip,
         cidr,
     ));
+    activator
 }

@@ -58,6 +58,9 @@ pub struct AgentConfig {
     /// `--vm-kernel`: the guest kernel (default: $DROVER_VM_KERNEL, then
     /// the `drover vm install-kernel` location).
     pub vm_kernel: Option<PathBuf>,
+    /// `--activator-timeout`: how long a connection to a service with no
+    /// ready endpoint is held for scale from zero (None: refused at once).
+    pub activator_timeout: Option<Duration>,
 }
 
 /// The agent could not start.
@@ -164,6 +167,7 @@ pub async fn run(
     }
     let registered = heartbeat::register(&client, &node).await?;
     let serving = crate::network::services::Serving::default();
+    let mut activator = None;
     let network = match &cfg.bridge {
         None => None,
         Some(bridge) => {
@@ -182,7 +186,9 @@ pub async fn run(
                 crate::network::PodNetwork::start_in(&cfg.data_dir, bridge, cidr, cluster).await?;
             tracing::info!("pod network {cidr} on bridge {bridge}");
             let node_ip = host_ip.parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST);
-            super::cluster_network::start(&client, &cfg, bridge, node_ip, cidr, cluster, &serving);
+            activator = super::cluster_network::start(
+                &client, &cfg, bridge, node_ip, cidr, cluster, &serving,
+            );
             Some(Arc::new(net))
         }
     };
@@ -214,6 +220,7 @@ pub async fn run(
         cfg.node_name.clone(),
         Arc::clone(&shared.cache),
         service_table.clone(),
+        activator,
         metrics.clone(),
     ));
     tokio::spawn(super::logs_server::serve(

@@ -17,6 +17,8 @@ use super::rates::Rates;
 use super::summary::{ContainerUsage, PodUsage, summarize};
 use crate::agent::informer::{self, PodCache};
 use crate::agent::layout;
+use crate::network::services::Activator;
+use crate::network::services::activator::HoldCount;
 use crate::runtime::container::cgroup;
 
 /// How often the node is sampled (the rates' window).
@@ -131,6 +133,7 @@ impl State {
         r: Readings,
         now: Duration,
         at: drover_proto::Time,
+        holds: &BTreeMap<String, HoldCount>,
     ) -> Option<AgentSummary> {
         let cpu_readings = r
             .containers
@@ -173,12 +176,21 @@ impl State {
             .get(&())
             .zip(r.node_memory)
             .map(|(ns, mem)| (ns / 1e9, mem));
-        Some(summarize(node, at, window, node_usage, pods, &counters))
+        Some(summarize(
+            node, at, window, node_usage, pods, &counters, holds,
+        ))
     }
 }
 
 /// Samples forever, publishing each report in `latest`.
-pub async fn run(node: String, pods: PodCache, service_table: Option<String>, latest: Latest) {
+/// `activator` (when there is one) adds the connections it holds.
+pub async fn run(
+    node: String,
+    pods: PodCache,
+    service_table: Option<String>,
+    activator: Option<Activator>,
+    latest: Latest,
+) {
     let started = Instant::now();
     let mut state = State::default();
     let mut tick = tokio::time::interval(SAMPLE_PERIOD);
@@ -187,13 +199,24 @@ pub async fn run(node: String, pods: PodCache, service_table: Option<String>, la
         tick.tick().await;
         let snapshot = informer::snapshot(&pods);
         let (table, listed) = (service_table.clone(), snapshot.clone());
-        let Ok(readings) =
+        let Ok(mut readings) =
             tokio::task::spawn_blocking(move || read_all(&listed, table.as_deref())).await
         else {
             continue;
         };
         let now = started.elapsed();
-        if let Some(report) = state.sample(&node, &snapshot, readings, now, chrono::Utc::now()) {
+        let (holds, forwarded) = activator
+            .as_ref()
+            .map(|a| (a.counts(), a.endpoint_counters()))
+            .unwrap_or_default();
+        for (name, n) in forwarded {
+            // Held connections forwarded went around the rules' counters
+            // but are requests the endpoint served; both only grow.
+            *readings.counters.entry(name).or_default() += n;
+        }
+        if let Some(report) =
+            state.sample(&node, &snapshot, readings, now, chrono::Utc::now(), &holds)
+        {
             latest.set(report);
         }
     }
@@ -236,7 +259,14 @@ mod tests {
         let pods = [pod];
         assert!(
             state
-                .sample("n", &pods, readings(0, 0), Duration::ZERO, at)
+                .sample(
+                    "n",
+                    &pods,
+                    readings(0, 0),
+                    Duration::ZERO,
+                    at,
+                    &BTreeMap::new()
+                )
                 .is_none()
         );
         // 0.5 s of CPU and 20 connections over 2 s.
@@ -247,6 +277,7 @@ mod tests {
                 readings(500_000_000, 20),
                 Duration::from_secs(2),
                 at,
+                &BTreeMap::new(),
             )
             .expect("a report after the baseline");
         assert_eq!(s.node.window, "2s");

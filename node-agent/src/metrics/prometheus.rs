@@ -87,6 +87,28 @@ pub fn render(s: &AgentSummary) -> String {
             })
             .collect(),
     );
+    let held = |value: fn(&drover_proto::types::metrics::HeldRequests) -> u64| {
+        s.held
+            .iter()
+            .map(|h| {
+                let l = format!(
+                    "namespace=\"{}\",service=\"{}\",port=\"{}\"",
+                    h.namespace, h.service, h.port
+                );
+                (l, value(h) as f64)
+            })
+            .collect()
+    };
+    gauge(
+        "drover_activator_pending_requests",
+        "Connections held for a service port with no ready endpoint (scale from zero).",
+        held(|h| h.pending),
+    );
+    gauge(
+        "drover_activator_expired_requests",
+        "Held connections closed at the activator timeout since the agent started.",
+        held(|h| h.expired_total),
+    );
     out
 }
 
@@ -118,8 +140,22 @@ mod tests {
             Some((1.0, 8192)),
             pods,
             &rates,
+            &BTreeMap::from([(
+                "default/web/http".to_string(),
+                crate::network::services::activator::HoldCount {
+                    pending: 2,
+                    forwarded_total: 0,
+                    expired_total: 1,
+                },
+            )]),
         );
         let text = render(&s);
+        assert!(text.contains(
+            "drover_activator_pending_requests{namespace=\"default\",service=\"web\",port=\"http\"} 2\n"
+        ));
+        assert!(text.contains(
+            "drover_activator_expired_requests{namespace=\"default\",service=\"web\",port=\"http\"} 1\n"
+        ));
         assert!(text.contains("drover_node_cpu_usage_cores{node=\"n1\"} 1\n"));
         assert!(text.contains(
             "drover_container_cpu_usage_cores{namespace=\"default\",pod=\"web-1\",container=\"web\"} 0.5\n"

@@ -8,9 +8,11 @@ use std::time::Duration;
 use drover_proto::Quantity;
 use drover_proto::meta::{ObjectMeta, Time};
 use drover_proto::types::metrics::{
-    AgentSummary, ContainerMetrics, EndpointRate, METRICS_API_VERSION, NodeMetrics, PodMetrics,
-    PodSummary, ServiceRate, window_text,
+    AgentSummary, ContainerMetrics, EndpointRate, HeldRequests, METRICS_API_VERSION, NodeMetrics,
+    PodMetrics, PodSummary, ServiceRate, window_text,
 };
+
+use crate::network::services::activator::HoldCount;
 
 /// One container's usage over the window.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +54,8 @@ fn usage(cpu_cores: f64, memory_bytes: u64) -> BTreeMap<String, Quantity> {
 
 /// The report for `node` at `at` over `window`. `node_usage` is the node's
 /// (cores, bytes) when it could be read; `counter_rates` are per-second
-/// rates of the service counters by name (other names are left out).
+/// rates of the service counters by name (other names are left out);
+/// `holds` the activator's counts by service port (`NS/NAME/PORT`).
 pub fn summarize(
     node: &str,
     at: Time,
@@ -60,6 +63,7 @@ pub fn summarize(
     node_usage: Option<(f64, u64)>,
     pods: Vec<PodUsage>,
     counter_rates: &BTreeMap<String, f64>,
+    holds: &BTreeMap<String, HoldCount>,
 ) -> AgentSummary {
     let window = window_text(window);
     let (cpu, memory) = node_usage.unwrap_or_default();
@@ -132,11 +136,25 @@ pub fn summarize(
             _ => {}
         }
     }
+    let held = holds
+        .iter()
+        .filter_map(|(id, c)| {
+            let mut parts = id.splitn(3, '/');
+            Some(HeldRequests {
+                namespace: parts.next()?.to_string(),
+                service: parts.next()?.to_string(),
+                port: parts.next()?.to_string(),
+                pending: c.pending,
+                expired_total: c.expired_total,
+            })
+        })
+        .collect();
     AgentSummary {
         node,
         pods,
         endpoints,
         services,
+        held,
     }
 }
 
@@ -171,6 +189,14 @@ mod tests {
             Some((1.5, 2 << 30)),
             pods,
             &rates,
+            &BTreeMap::from([(
+                "default/web/http".to_string(),
+                HoldCount {
+                    pending: 2,
+                    forwarded_total: 5,
+                    expired_total: 1,
+                },
+            )]),
         );
         assert_eq!(s.node.metadata.name, "node-1");
         assert_eq!(s.node.usage["cpu"].as_str(), "1500000000n");
@@ -187,6 +213,9 @@ mod tests {
             (s.endpoints[0].ip.as_str(), s.endpoints[0].target_port),
             ("10.88.1.2", 8080)
         );
+        let held = &s.held[0];
+        assert_eq!((held.service.as_str(), held.port.as_str()), ("web", "http"));
+        assert_eq!((held.pending, held.expired_total), (2, 1));
     }
 
     #[test]
@@ -198,7 +227,9 @@ mod tests {
             None,
             vec![],
             &BTreeMap::new(),
+            &BTreeMap::new(),
         );
+        assert!(s.held.is_empty());
         assert!(s.node.usage.is_empty());
         assert_eq!(s.node.window, "1200ms");
     }

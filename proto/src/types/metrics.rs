@@ -97,6 +97,10 @@ pub struct AgentSummary {
     /// Connection rates per service port entering through this node.
     #[serde(default)]
     pub services: Vec<ServiceRate>,
+    /// Connections this node's activator holds for service ports with no
+    /// ready endpoint (scale from zero).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<HeldRequests>,
 }
 
 /// One pod on the node: its metrics and its address (the control plane
@@ -130,6 +134,18 @@ pub struct ServiceRate {
     pub service: String,
     pub port: String,
     pub per_second: f64,
+}
+
+/// Requests one node's activator holds for a service port (pending now)
+/// and gave up on (past its timeout, since the agent started).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldRequests {
+    pub namespace: String,
+    pub service: String,
+    pub port: String,
+    pub pending: u64,
+    pub expired_total: u64,
 }
 
 /// `window` text for a duration, in whole milliseconds when not whole seconds.

@@ -9,6 +9,12 @@ use crate::Kind;
 use crate::meta::{IntOrString, ObjectReference};
 use crate::types::pod::Protocol;
 
+/// A Service annotation (value `"true"`): while the Service has no ready
+/// endpoint, each node's activator holds its TCP connections until one is
+/// ready (scale from zero, with an HPA of `minReplicas: 0` on the pods it
+/// selects) instead of refusing them.
+pub const SCALE_FROM_ZERO_ANNOTATION: &str = "autoscaling.drover.io/scale-from-zero";
+
 resource!(
     /// A stable virtual address balanced over the ready pods its selector matches.
     Service, Kind::Service, spec: ServiceSpec, status: ServiceStatus

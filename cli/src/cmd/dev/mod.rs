@@ -213,6 +213,7 @@ async fn start_local_node(
         pod_cidr: args.pod_cidr.clone(),
         node_ip: None,
         cluster_cidr: None,
+        activator_timeout: Some(drover_node_agent::network::services::activator::DEFAULT_TIMEOUT),
         vm_engine: EngineChoice::Auto,
         vm_kernel: None,
     };

@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use drover_proto::selector::Selector;
+use drover_proto::types::service::Service;
 use drover_proto::types::{Deployment, HorizontalPodAutoscaler, Pod, ReplicaSet};
 use drover_proto::{Resource, Time};
 
 use super::behavior::History;
-use super::observe::observe;
+use super::observe::{observe, pending_requests};
 use super::sync::{Plan, TargetScale, plan};
 use super::target::{Target, Unresolved, resolve};
 use crate::controllers::api::{ControllerApi, write_status};
@@ -36,6 +37,8 @@ pub struct HpaController<A: ControllerApi> {
     pub deployments: Cache<Deployment>,
     pub replicasets: Cache<ReplicaSet>,
     pub pods: Cache<Pod>,
+    /// The Services fronting targets (whose held requests wake them).
+    pub services: Cache<Service>,
     pub metrics: Arc<dyn PodMetricsSource>,
     pub queue: Arc<WorkQueue>,
     pub sync_period: Duration,
@@ -54,6 +57,7 @@ impl<A: ControllerApi> HpaController<A> {
         deployments: Cache<Deployment>,
         replicasets: Cache<ReplicaSet>,
         pods: Cache<Pod>,
+        services: Cache<Service>,
         metrics: Arc<dyn PodMetricsSource>,
         queue: Arc<WorkQueue>,
         sync_period: Duration,
@@ -67,6 +71,7 @@ impl<A: ControllerApi> HpaController<A> {
             deployments,
             replicasets,
             pods,
+            services,
             metrics,
             queue,
             sync_period,
@@ -105,10 +110,16 @@ impl<A: ControllerApi> HpaController<A> {
             .collect();
         let pods: Vec<&Pod> = pods.iter().map(Arc::as_ref).collect();
         let metrics = self.metrics.pod_metrics(ns);
+        let services = self.services.list(ns);
+        let pending = pending_requests(
+            target.pod_labels(),
+            services.iter().map(Arc::as_ref),
+            &self.metrics.held_requests(ns),
+        );
         let scale = TargetScale {
             spec_replicas: target.replicas(),
             status_replicas: target.status_replicas(),
-            observation: observe(target.replicas(), &pods, metrics.as_deref()),
+            observation: observe(target.replicas(), &pods, metrics.as_deref(), pending),
         };
         Ok((target, scale))
     }

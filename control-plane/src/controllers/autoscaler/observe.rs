@@ -2,19 +2,40 @@
 //! requests from the pods, usage and request rates from the metrics
 //! pipeline, joined by pod name.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use drover_proto::types::Pod;
 use drover_proto::types::metrics::{PodMetrics, pod_cpu_cores};
+use drover_proto::types::service::Service;
 
 use super::replica_calc::{Observation, PodSample};
 
+/// Requests the nodes' activators hold for the Services that front a
+/// target whose pods carry `pod_labels` (a Service with a selector those
+/// labels satisfy); `held` is by Service name, within the namespace.
+pub fn pending_requests<'a>(
+    pod_labels: &BTreeMap<String, String>,
+    services: impl IntoIterator<Item = &'a Service>,
+    held: &BTreeMap<String, u64>,
+) -> u64 {
+    services
+        .into_iter()
+        .filter(|s| {
+            let sel = &s.spec.selector;
+            !sel.is_empty() && sel.iter().all(|(k, v)| pod_labels.get(k) == Some(v))
+        })
+        .filter_map(|s| held.get(&s.metadata.name))
+        .sum()
+}
+
 /// The observation for a target at `current_replicas` whose live pods are
-/// `pods`; `metrics` are the namespace's pod metrics (None: none scraped).
+/// `pods`; `metrics` are the namespace's pod metrics (None: none scraped);
+/// `pending_requests` are held for it by the nodes (scale from zero).
 pub fn observe(
     current_replicas: i32,
     pods: &[&Pod],
     metrics: Option<&[PodMetrics]>,
+    pending_requests: u64,
 ) -> Observation {
     let by_name: HashMap<&str, &PodMetrics> = metrics
         .unwrap_or_default()
@@ -40,9 +61,7 @@ pub fn observe(
     Observation {
         current_replicas,
         pods,
-        // The hook for scale from zero: requests a node's proxy holds for
-        // a target with no endpoints. No proxy holds requests yet.
-        pending_requests: 0,
+        pending_requests,
     }
 }
 
@@ -82,7 +101,7 @@ mod tests {
             pod("web-2", false, false),
             pod("web-3", true, true),
         );
-        let obs = observe(3, &[&a, &b, &c], Some(&[m]));
+        let obs = observe(3, &[&a, &b, &c], Some(&[m]), 0);
         assert_eq!(obs.current_replicas, 3);
         assert_eq!(obs.pods.len(), 2, "the terminating pod is left out");
         let first = &obs.pods[0];
@@ -93,6 +112,39 @@ mod tests {
             (second.ready, second.cpu_millis, second.rps),
             (false, None, None)
         );
-        assert!(observe(1, &[&a], None).pods[0].cpu_millis.is_none());
+        assert!(observe(1, &[&a], None, 0).pods[0].cpu_millis.is_none());
+    }
+
+    #[test]
+    fn requests_held_for_the_services_selecting_the_targets_pods() {
+        let svc = |name: &str, selector: serde_json::Value| -> Service {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {"selector": selector, "ports": [{"port": 80}]}
+            }))
+            .expect("service")
+        };
+        let services = [
+            svc("web", serde_json::json!({"app": "web"})),
+            svc(
+                "web-canary",
+                serde_json::json!({"app": "web", "track": "canary"}),
+            ),
+            svc("api", serde_json::json!({"app": "api"})),
+            svc("external", serde_json::json!({})),
+        ];
+        let held = BTreeMap::from([
+            ("web".to_string(), 2),
+            ("web-canary".to_string(), 5),
+            ("api".to_string(), 7),
+            ("external".to_string(), 11),
+        ]);
+        let labels = BTreeMap::from([
+            ("app".to_string(), "web".to_string()),
+            ("pod-template-hash".to_string(), "abc".to_string()),
+        ]);
+        // Only "web" selects these pods; a selector-less Service selects none.
+        assert_eq!(pending_requests(&labels, &services, &held), 2);
+        assert_eq!(pending_requests(&BTreeMap::new(), &services, &held), 0);
     }
 }

@@ -111,6 +111,12 @@ pub fn recommend(
         replicas = 0;
         reason = "no requests: scale to zero".to_string();
     }
+    if replicas == 0 && obs.pending_requests > 0 {
+        // Requests still held (the endpoint is not in every node's rules
+        // yet): going back to zero would strand them.
+        replicas = 1;
+        reason = format!("{} request(s) waiting for a replica", obs.pending_requests);
+    }
     Ok(Recommendation {
         replicas,
         metrics: statuses,

@@ -81,6 +81,15 @@ impl Target {
         }
     }
 
+    /// The labels its pods are made with (what a Service fronting them
+    /// selects, even while there are none).
+    pub fn pod_labels(&self) -> &std::collections::BTreeMap<String, String> {
+        match self {
+            Target::Deployment(d) => &d.spec.template.metadata.labels,
+            Target::ReplicaSet(r) => &r.spec.template.metadata.labels,
+        }
+    }
+
     /// `kind/name`, for messages.
     pub fn display(&self) -> String {
         match self {

@@ -1,6 +1,7 @@
 //! HPA controller tests: the real state machine behind the fake API, a
 //! fake clock and a fake metrics source.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,9 +18,10 @@ use crate::controllers::harness::{decode, object};
 use crate::controllers::runtime::{Backoff, Cache, Clock, FakeClock, Reconciler, WorkQueue};
 use crate::resource_metrics::PodMetricsSource;
 
-/// Metrics a test sets per pod: (name, cpu millicores, requests/s).
+/// Metrics a test sets per pod: (name, cpu millicores, requests/s), and
+/// requests held per Service.
 #[derive(Debug, Default)]
-struct FakeMetrics(Mutex<Option<Vec<PodMetrics>>>);
+struct FakeMetrics(Mutex<Option<Vec<PodMetrics>>>, Mutex<BTreeMap<String, u64>>);
 
 impl FakeMetrics {
     fn set(&self, pods: &[(&str, i64, Option<f64>)]) {
@@ -37,11 +39,19 @@ impl FakeMetrics {
             .collect();
         *self.0.lock().expect("lock") = Some(items);
     }
+
+    fn hold(&self, service: &str, pending: u64) {
+        self.1.lock().expect("lock").insert(service.into(), pending);
+    }
 }
 
 impl PodMetricsSource for FakeMetrics {
     fn pod_metrics(&self, _namespace: &str) -> Option<Vec<PodMetrics>> {
         self.0.lock().expect("lock").clone()
+    }
+
+    fn held_requests(&self, _namespace: &str) -> BTreeMap<String, u64> {
+        self.1.lock().expect("lock").clone()
     }
 }
 
@@ -74,6 +84,7 @@ impl T {
         let c = HpaController::new(
             api.clone(),
             shared.clone(),
+            Cache::default(),
             Cache::default(),
             Cache::default(),
             Cache::default(),
@@ -141,6 +152,8 @@ impl T {
         self.c.replicasets.replace(decode(items));
         let (items, _) = self.api.list(Kind::Pod, &opts).await.expect("list");
         self.c.pods.replace(decode(items));
+        let (items, _) = self.api.list(Kind::Service, &opts).await.expect("list");
+        self.c.services.replace(decode(items));
     }
 
     /// One sync of the HPA after the caches caught up.
@@ -360,4 +373,52 @@ async fn a_target_scaled_to_zero_by_hand_disables_scaling() {
         ("False".into(), "ScalingDisabled".into())
     );
     assert_eq!(t.hpa().status.expect("status").desired_replicas, 0);
+}
+
+#[tokio::test]
+async fn min_replicas_zero_sleeps_when_idle_and_wakes_on_held_requests() {
+    // Idle (no requests) on requests_per_second with minReplicas 0: to zero
+    // once the 5 s window has passed.
+    let t = T::scenario(
+        &hpa(RPS_10, FAST_DOWN).replace("minReplicas: 1", "minReplicas: 0"),
+        &[("web-0", 10, Some(10.0)), ("web-1", 10, Some(10.0))],
+    );
+    t.create("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n");
+    t.create("apiVersion: v1\nkind: Service\nmetadata: {name: other}\nspec:\n  selector: {app: other}\n  ports: [{port: 80}]\n");
+    t.reconcile().await;
+    assert_eq!(t.replicas(), 2);
+    t.metrics
+        .set(&[("web-0", 10, Some(0.0)), ("web-1", 10, Some(0.0))]);
+    t.clock.step(Duration::from_secs(1));
+    t.reconcile().await;
+    assert_eq!(t.replicas(), 2, "the window remembers the busy second");
+    t.clock.step(Duration::from_secs(5));
+    t.reconcile().await;
+    assert_eq!(t.replicas(), 0);
+    let s = t.hpa().status.expect("status");
+    assert_eq!(s.desired_replicas, 0);
+
+    // Asleep: a request held for another Service does not wake it; one
+    // held for its own Service does, at once (no window for scale-up).
+    t.metrics.set(&[]);
+    t.metrics.hold("other", 3);
+    t.clock.step(Duration::from_secs(1));
+    t.reconcile().await;
+    assert_eq!(t.replicas(), 0);
+    assert_eq!(
+        t.condition("ScalingActive"),
+        ("True".into(), "ValidMetricFound".into()),
+        "scaled to zero by the HPA is still active scaling"
+    );
+    t.metrics.hold("web", 1);
+    t.clock.step(Duration::from_secs(1));
+    t.reconcile().await;
+    assert_eq!(t.replicas(), 1);
+    let woke = t
+        .events()
+        .into_iter()
+        .rev()
+        .find(|e| e.reason == "SuccessfulRescale")
+        .expect("event");
+    assert!(woke.message.starts_with("New size: 1"), "{}", woke.message);
 }

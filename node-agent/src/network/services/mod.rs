@@ -4,6 +4,7 @@
 //! connection; it is rendered whole from the Services and Endpoints the
 //! agent watches and applied in one transaction after each change.
 
+pub mod activator;
 pub mod existing;
 pub mod localnet;
 pub mod metrics;
@@ -12,6 +13,7 @@ pub mod render;
 pub mod serving;
 pub mod sync;
 
+pub use activator::Activator;
 pub use model::{Backend, ServicePortRule, service_rules};
 pub use render::{ProxyConfig, WhenNoEndpoints, render, table};
 pub use serving::Serving;

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use drover_proto::Resource;
 use drover_proto::types::pod::Protocol;
-use drover_proto::types::service::{Endpoints, Service, ServiceType};
+use drover_proto::types::service::{Endpoints, SCALE_FROM_ZERO_ANNOTATION, Service, ServiceType};
 
 /// One port of one Service, as the node balances it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +22,10 @@ pub struct ServicePortRule {
     pub node_port: Option<u16>,
     /// Ready backends, sorted and without duplicates.
     pub endpoints: Vec<Backend>,
+    /// The Service opted in to scale from zero
+    /// ([`SCALE_FROM_ZERO_ANNOTATION`]): with no endpoint, hold
+    /// connections for the activator rather than refuse them.
+    pub scale_from_zero: bool,
 }
 
 /// A ready pod address and the port the service port resolves to on it.
@@ -54,6 +58,11 @@ pub fn service_rules(services: &[Service], endpoints: &[Endpoints]) -> Vec<Servi
             ServiceType::NodePort | ServiceType::LoadBalancer
         );
         let eps = by_key.get(&(svc.namespace(), svc.name()));
+        let scale_from_zero = svc
+            .metadata
+            .annotations
+            .get(SCALE_FROM_ZERO_ANNOTATION)
+            .is_some_and(|v| v == "true");
         for sp in &svc.spec.ports {
             let Ok(port) = u16::try_from(sp.port) else {
                 continue;
@@ -93,6 +102,7 @@ pub fn service_rules(services: &[Service], endpoints: &[Endpoints]) -> Vec<Servi
                 port,
                 node_port,
                 endpoints: backends.into_iter().collect(),
+                scale_from_zero,
             });
         }
     }
@@ -207,6 +217,10 @@ mod tests {
             }],
         );
         cluster_only.spec.type_ = ServiceType::ClusterIP;
+        cluster_only
+            .metadata
+            .annotations
+            .insert(SCALE_FROM_ZERO_ANNOTATION.into(), "true".into());
         let headless = service("h", "None", vec![port(None, 80)]);
         let unassigned = {
             let mut s = service("u", "", vec![port(None, 80)]);
@@ -225,6 +239,7 @@ mod tests {
             rules[0].endpoints.is_empty(),
             "no Endpoints object: no backends"
         );
+        assert!(rules[0].scale_from_zero && !rules[1].scale_from_zero);
         assert_eq!(rules[1].node_port, Some(30080));
         assert_eq!(
             rules[1].endpoints,

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use drover_proto::types::pod::Protocol;
 
@@ -25,12 +25,13 @@ pub const MASQUERADE_MARK: u32 = 0x0001_0000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WhenNoEndpoints {
     /// Refuse at once: TCP reset, ICMP port unreachable for UDP/SCTP.
-    ///
-    /// Scale from zero plugs in here: a `Hold { activator }` variant will
-    /// DNAT such connections to the agent's holding proxy (which waits for
-    /// the autoscaler to bring an endpoint up) instead of rejecting them.
     #[default]
     Reject,
+    /// Scale from zero: DNAT TCP connections of the Services that opted in
+    /// to the agent's activator at this address, which holds them until an
+    /// endpoint is ready (others are refused, as are UDP and SCTP: there is
+    /// no connection to hold).
+    Hold { activator: SocketAddrV4 },
 }
 
 /// What the ruleset is rendered for.
@@ -144,7 +145,17 @@ pub fn render(cfg: &ProxyConfig, rules: &[ServicePortRule], existing: &Existing)
             .map(|(np, ips)| format!("ip daddr {ips} {p} dport {np}"));
         if rule.endpoints.is_empty() {
             match cfg.when_no_endpoints {
-                WhenNoEndpoints::Reject => {
+                WhenNoEndpoints::Hold { activator }
+                    if rule.protocol == Protocol::Tcp && rule.scale_from_zero =>
+                {
+                    // The activator finds the service again from the
+                    // connection's original destination (SO_ORIGINAL_DST).
+                    dispatch.push(format!("{vip} dnat to {activator}"));
+                    if let Some(np) = &node_port {
+                        dispatch.push(format!("{np} dnat to {activator}"));
+                    }
+                }
+                WhenNoEndpoints::Reject | WhenNoEndpoints::Hold { .. } => {
                     refuse.push(format!("{vip} {}", reject(rule.protocol)));
                     if let Some(np) = &node_port {
                         refuse.push(format!("{np} {}", reject(rule.protocol)));

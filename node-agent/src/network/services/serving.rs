@@ -67,6 +67,7 @@ mod tests {
             protocol: Protocol::Tcp,
             port: 80,
             node_port: None,
+            scale_from_zero: false,
             endpoints: ips
                 .iter()
                 .map(|ip| Backend {

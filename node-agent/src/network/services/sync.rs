@@ -12,6 +12,7 @@ use drover_proto::client::{Client, ListOptions};
 use drover_proto::types::service::{Endpoints, Service};
 use tokio::sync::Notify;
 
+use super::activator::Activator;
 use super::existing::{self, CounterValue};
 use super::model::{ServicePortRule, service_rules};
 use super::render::{Existing, ProxyConfig, render};
@@ -27,12 +28,14 @@ const RETRY: Duration = Duration::from_secs(1);
 
 /// Runs forever, keeping `cfg.table` in step with the API; `serving`
 /// follows the endpoint addresses applied, `services` the Services (for
-/// whoever else reads them: the node's DNS server). `route_localnet` is
-/// turned on (recorded under `state_dir`) once a NodePort is served.
+/// whoever else reads them: the node's DNS server), `activator` (when
+/// connections are held) the rules. `route_localnet` is turned on
+/// (recorded under `state_dir`) once a NodePort is served.
 pub async fn run(
     client: Client,
     cfg: ProxyConfig,
     serving: Serving,
+    activator: Option<Activator>,
     services: Cache<Service>,
     state_dir: std::path::PathBuf,
 ) {
@@ -71,6 +74,9 @@ pub async fn run(
             Ok(Ok(())) => {
                 tracing::debug!("service rules applied ({} service ports)", rules.len());
                 serving.set(&rules);
+                if let Some(a) = &activator {
+                    a.set_rules(&rules);
+                }
                 applied = Some(rules);
             }
             failed => {

@@ -128,12 +128,20 @@ fn idle_requests_scale_to_zero_only_when_min_is_zero() {
         {"type": "Pods", "pods": {"metric": {"name": "requests_per_second"},
             "target": {"type": "AverageValue", "averageValue": "100"}}},
     ]);
-    let idle = obs(vec![pod(Some(2.0), Some(0.0)), pod(Some(2.0), Some(0.0))]);
+    let mut idle = obs(vec![pod(Some(2.0), Some(0.0)), pod(Some(2.0), Some(0.0))]);
     assert_eq!(
         recommend(&spec(metrics.clone(), 0), &idle, TOLERANCE)
             .unwrap()
             .replicas,
         0
+    );
+    // Requests still held on some node: not back to zero yet.
+    idle.pending_requests = 1;
+    assert_eq!(
+        recommend(&spec(metrics.clone(), 0), &idle, TOLERANCE)
+            .unwrap()
+            .replicas,
+        1
     );
     assert_eq!(
         recommend(&spec(metrics, 1), &idle, TOLERANCE)

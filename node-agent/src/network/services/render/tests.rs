@@ -30,6 +30,7 @@ fn rules() -> Vec<ServicePortRule> {
             port: 53,
             node_port: None,
             endpoints: vec![],
+            scale_from_zero: true,
         },
         ServicePortRule {
             id: "default/web/http".into(),
@@ -39,6 +40,7 @@ fn rules() -> Vec<ServicePortRule> {
             node_port: Some(30080),
             // A named target port resolved to 8080 on one pod, 9090 on another.
             endpoints: vec![backend([10, 88, 1, 2], 8080), backend([10, 88, 2, 5], 9090)],
+            scale_from_zero: false,
         },
         ServicePortRule {
             id: "shop/api/443".into(),
@@ -47,6 +49,7 @@ fn rules() -> Vec<ServicePortRule> {
             port: 443,
             node_port: Some(30443),
             endpoints: vec![],
+            scale_from_zero: true,
         },
     ]
 }
@@ -185,4 +188,36 @@ fn long_names_are_cut_with_a_hash() {
         r.id = format!("default/{}/https", "a".repeat(300));
         service_counter(&r)
     });
+}
+
+#[test]
+fn held_services_are_sent_to_the_activator_and_udp_still_refused() {
+    let mut c = cfg();
+    c.when_no_endpoints = WhenNoEndpoints::Hold {
+        activator: "10.88.1.1:40123".parse().unwrap(),
+    };
+    let out = render(&c, &rules(), &Existing::default());
+    let services = out
+        .split_once("\tchain services {\n")
+        .and_then(|(_, rest)| rest.split_once("\t}\n"))
+        .map(|(body, _)| body);
+    assert_eq!(
+        services,
+        Some(
+            "\t\tip daddr 10.96.0.2 tcp dport 80 goto svc/default/web/http
+\t\tip daddr { 192.168.1.10, 127.0.0.1 } tcp dport 30080 goto np/default/web/http
+\t\tip daddr 10.96.0.3 tcp dport 443 dnat to 10.88.1.1:40123
+\t\tip daddr { 192.168.1.10, 127.0.0.1 } tcp dport 30443 dnat to 10.88.1.1:40123
+"
+        )
+    );
+    assert!(out.contains("chain no_endpoints {\n\t\tip daddr 10.96.0.10 udp dport 53 reject\n\t}"));
+    assert!(!out.contains("tcp dport 443 reject"));
+
+    // A Service that did not opt in is refused as before.
+    let mut r = rules();
+    r[2].scale_from_zero = false;
+    let out = render(&c, &r, &Existing::default());
+    assert!(!out.contains("dnat to 10.88.1.1:40123"));
+    assert!(out.contains("ip daddr 10.96.0.3 tcp dport 443 reject with tcp reset"));
 }
