@@ -81,14 +81,20 @@ async fn text(b: &Browser, css: &str) -> String {
 /// Waits until the element's text satisfies `f` (the page updates live).
 async fn wait_text(b: &Browser, css: &str, what: &str, f: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = String::new();
     loop {
         if let Ok(e) = b.find(Locator::Css(css)).await
             && let Ok(t) = e.text().await
-            && f(&t)
         {
-            return t;
+            if f(&t) {
+                return t;
+            }
+            last = t;
         }
-        assert!(Instant::now() < deadline, "{what}: {css} never matched");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {css} never matched; last seen: {last:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
