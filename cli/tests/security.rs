@@ -775,7 +775,10 @@ fn logs_and_exec_go_through_the_api_server_and_the_agent_port_admits_only_it() {
         .rsplit_once(':')
         .and_then(|(_, p)| p.parse().ok())
         .expect("port");
-    assert_eq!(curl_agent(&pki, port, Some("api")), "200");
+    // (503 until the agent's first metrics sample, a second after start.)
+    eventually(Duration::from_secs(20), || {
+        (curl_agent(&pki, port, Some("api")) == "200").then_some(())
+    });
     assert_eq!(curl_agent(&pki, port, Some("admin")), "403");
     assert_eq!(curl_agent(&pki, port, Some("node-n1")), "403");
     assert_eq!(
