@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{AgentProcess, PodNet, Server, eventually, ok};
+use common::{AgentProcess, PodNet, Reaper, Server, eventually, ok};
 use drover_proto::client::{Client, ClientError, DeleteOptions};
 use drover_proto::types::Pod;
 use drover_proto::types::pod::{Container, PodPhase, RestartPolicy};
@@ -48,42 +48,6 @@ fn shim_state(data: &Path, uid: &str, attempt: u32) -> Option<serde_json::Value>
 
 fn alive(pid: i64) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
-}
-
-/// Stops every shim under `data` (SIGTERM: they stop and clean up) if the
-/// test fails half-way.
-struct Reaper(PathBuf);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        // Pod network namespaces are bind mounts: unmount what is left.
-        for ns in std::fs::read_dir(self.0.join("network/netns"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let _ = Command::new("umount").arg("-l").arg(ns.path()).status();
-        }
-        let pods = self.0.join("pods");
-        for pod in std::fs::read_dir(&pods).into_iter().flatten().flatten() {
-            for c in std::fs::read_dir(pod.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                for a in std::fs::read_dir(c.path()).into_iter().flatten().flatten() {
-                    let state = std::fs::read_to_string(a.path().join("shim/state.json"));
-                    let pid = state
-                        .ok()
-                        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                        .and_then(|v| v["shim_pid"].as_i64());
-                    if let Some(pid) = pid {
-                        let _ = Command::new("kill").arg(pid.to_string()).status();
-                    }
-                }
-            }
-        }
-    }
 }
 
 fn busybox_pod(name: &str, policy: RestartPolicy, image: &str, script: &str) -> Pod {

@@ -8,11 +8,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{AgentProcess, PodNet, Server, drover_bin, eventually, ok, stdout, write};
+use common::{AgentProcess, PodNet, Reaper, Server, drover_bin, eventually, ok, stdout, write};
 use drover_proto::client::{Client, ClientError, DeleteOptions, ListOptions};
 use drover_proto::types::pod::PodStatus;
 use drover_proto::types::{Deployment, Event, Pod};
@@ -23,30 +23,6 @@ fn is_root() -> bool {
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// Stops every shim under the agent's data directory if a test fails
-/// half-way (on success the pods were deleted and cleaned up already).
-struct Reaper(PathBuf);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let states = std::fs::read_dir(self.0.join("pods"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .flat_map(|p| std::fs::read_dir(p.path()).into_iter().flatten().flatten())
-            .flat_map(|c| std::fs::read_dir(c.path()).into_iter().flatten().flatten());
-        for a in states {
-            let pid = std::fs::read_to_string(a.path().join("shim/state.json"))
-                .ok()
-                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                .and_then(|v| v["shim_pid"].as_i64());
-            if let Some(pid) = pid {
-                let _ = Command::new("kill").arg(pid.to_string()).status();
-            }
-        }
-    }
 }
 
 /// A server, a real agent for node `n1` and the busybox image on it.

@@ -623,3 +623,197 @@ fn dev_serves_tls_and_writes_a_client_config_the_cli_uses() {
     }
     drop(child);
 }
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+const TALKER: &str = "\
+apiVersion: v1
+kind: Pod
+metadata: {name: talker}
+spec:
+  nodeName: n1
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: example/busybox:1
+    command: [\"sh\", \"-c\", \"echo hello-from-the-log; exec sleep 600\"]
+";
+
+/// `curl` of the agent's `/metrics/summary` as the holder of `stem`'s
+/// certificate (none: no client certificate); the status code.
+fn curl_agent(pki: &Pki, port: u16, stem: Option<&str>) -> String {
+    let resolve = format!("n1:{port}:127.0.0.1");
+    let mut extra = vec!["--resolve".to_string(), resolve];
+    if let Some(stem) = stem {
+        extra.extend([
+            "--cert".into(),
+            pki.file(&format!("{stem}.crt")),
+            "--key".into(),
+            pki.file(&format!("{stem}.key")),
+        ]);
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let url = format!("https://n1:{port}/metrics/summary");
+    curl(&pki.file("ca.crt"), "GET", &url, &extra).0
+}
+
+#[test]
+fn logs_and_exec_go_through_the_api_server_and_the_agent_port_admits_only_it() {
+    let name = "logs_and_exec_go_through_the_api_server_and_the_agent_port_admits_only_it";
+    let missing = [
+        (!is_root(), "the real agent needs root"),
+        (
+            !Path::new("/bin/busybox").exists(),
+            "/bin/busybox is missing (busybox-static)",
+        ),
+        (!have_curl(), "curl is not installed"),
+    ];
+    if let Some((_, why)) = missing.iter().find(|(m, _)| *m) {
+        eprintln!("skipped {name}: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pki, server) = secured_server(dir.path());
+    pki.issue("agent", "n1", &[]);
+    let layout = dir.path().join("layout");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/build-busybox.sh");
+    let built = Command::new("sh").arg(&script).arg(&layout).status();
+    assert!(built.is_ok_and(|s| s.success()), "build-busybox.sh failed");
+    let data = dir.path().join("agent");
+    let _reaper = common::Reaper(data.clone());
+    let data_arg = data.display().to_string();
+    ok(Command::new(drover_bin())
+        .args([
+            "image",
+            "import",
+            &layout.display().to_string(),
+            "--data-dir",
+            &data_arg,
+        ])
+        .output()
+        .expect("drover image import"));
+    let net = common::PodNet::unique();
+    let (ca, cert, key) = (
+        pki.file("ca.crt"),
+        pki.file("node-n1.crt"),
+        pki.file("node-n1.key"),
+    );
+    let mut agent_args = vec![
+        "--certificate-authority",
+        &ca,
+        "--client-certificate",
+        &cert,
+        "--client-key",
+        &key,
+        "--node-name",
+        "n1",
+        "--data-dir",
+        &data_arg,
+        "--logs-listen",
+        "127.0.0.1:0",
+    ];
+    agent_args.extend(net.args());
+    let _agent = common::AgentProcess::start(
+        &server.url,
+        &agent_args,
+        "registered node n1",
+        Duration::from_secs(30),
+    );
+    let admin = pki.client_config(&server.url, Some("admin"), None);
+    let alice = pki.client_config(&server.url, Some("alice"), None);
+    let bob = pki.client_config(&server.url, Some("bob"), None);
+    let manifest = dir.path().join("talker.yaml");
+    std::fs::write(&manifest, TALKER).expect("manifest");
+    ok(drover_as(
+        &admin,
+        &["apply", "-f", &manifest.display().to_string()],
+        None,
+    ));
+
+    // bob (edit in default) may exec; the command runs once the container does.
+    let exec = ["exec", "talker", "--", "sh", "-c", "echo inside; exit 3"];
+    let out = eventually(Duration::from_secs(60), || {
+        let o = drover_as(&bob, &exec, None);
+        (o.status.code() == Some(3)).then_some(o)
+    });
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "inside\n");
+    let piped = drover_as(
+        &bob,
+        &["exec", "-i", "talker", "--", "cat"],
+        Some("typed\n"),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&piped.stdout),
+        "typed\n",
+        "{piped:?}"
+    );
+    // alice (view) may read the log but not exec.
+    let denied = drover_as(&alice, &exec, None);
+    assert_eq!(denied.status.code(), Some(1), "{denied:?}");
+    assert!(
+        stderr(&denied).contains(r#"user "alice" cannot create resource "pods/exec""#),
+        "{}",
+        stderr(&denied)
+    );
+    let log = drover_as(&alice, &["logs", "talker"], None);
+    assert_eq!(
+        String::from_utf8_lossy(&log.stdout),
+        "hello-from-the-log\n",
+        "{log:?}"
+    );
+
+    // The agent's port: TLS with the node's certificate (named n1), the
+    // control plane's certificate only.
+    let node = drover_as(&admin, &["get", "node", "n1", "-o", "json"], None);
+    let node: drover_proto::types::Node =
+        serde_json::from_slice(&node.stdout).expect("node as JSON");
+    let addr = node.agent_address().expect("agent address");
+    let port: u16 = addr
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .expect("port");
+    // (503 until the agent's first metrics sample, a second after start.)
+    eventually(Duration::from_secs(20), || {
+        (curl_agent(&pki, port, Some("api")) == "200").then_some(())
+    });
+    assert_eq!(curl_agent(&pki, port, Some("admin")), "403");
+    assert_eq!(curl_agent(&pki, port, Some("node-n1")), "403");
+    assert_eq!(
+        curl_agent(&pki, port, None),
+        "000",
+        "served without a certificate"
+    );
+    let plain = curl(&ca, "GET", &format!("http://{addr}/metrics/summary"), &[]).0;
+    assert_ne!(plain, "200", "served in clear text");
+    // The server's metrics scrape reaches the agent over the same TLS.
+    let admin_cert = [
+        "--cert",
+        &pki.file("admin.crt"),
+        "--key",
+        &pki.file("admin.key"),
+    ];
+    let scraped = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("drover_metrics_scrape_nodes "))
+            .map(str::to_string)
+    };
+    let mut last = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let (_, text) = curl(&ca, "GET", &format!("{}/metrics", server.url), &admin_cert);
+        last = scraped(&text);
+        if last.as_deref() == Some("drover_metrics_scrape_nodes 1") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(last.as_deref(), Some("drover_metrics_scrape_nodes 1"));
+    ok(drover_as(&admin, &["delete", "pod", "talker"], None));
+    eventually(Duration::from_secs(60), || {
+        let o = drover_as(&admin, &["get", "pod", "talker"], None);
+        (!o.status.success()).then_some(())
+    });
+}

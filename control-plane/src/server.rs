@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use crate::api::cluster::ClusterApi;
 use crate::api::{ApiCore, http, metrics};
 use crate::auth::{Auth, TlsListener, TlsMaterial, TlsPeer, authenticate};
+use crate::node_proxy::Agents;
 use crate::replicated::{self, Member, RaftSettings};
 use crate::store::{OpenError, Store};
 
@@ -79,6 +80,8 @@ pub enum ServeError {
     Tls(#[from] crate::auth::TlsError),
     #[error("{0}")]
     PeerIdentity(String),
+    #[error("reaching agents: {0}")]
+    Agents(#[from] drover_proto::dial::DialError),
 }
 
 /// Runs the server until `shutdown` resolves. `on_ready` learns where it listens.
@@ -112,10 +115,14 @@ pub async fn serve(
         Some(m) => leader_signal(m.replicator.leadership()),
     };
     let auth = config.security.as_ref().map(|s| Arc::new(s.auth.clone()));
-    let core = ApiCore::new(store.clone(), auth.clone());
+    let mut core = ApiCore::new(store.clone(), auth.clone());
+    if let Some(security) = &config.security {
+        core.agents = Agents::from_tls(&security.tls)?;
+    }
     let scraper = tokio::spawn(crate::resource_metrics::scrape::run(
         store,
         core.metrics.clone(),
+        core.agents.clone(),
     ));
     let metrics_source = core.metrics.clone();
     let max = 1 << 30;

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod decode;
+pub mod dial;
 pub mod identity;
 pub mod kind;
 pub mod manifest;

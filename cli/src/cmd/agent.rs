@@ -4,16 +4,18 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use drover_node_agent::agent::heartbeat;
 use drover_node_agent::agent::hollow::{self, HollowConfig};
 use drover_node_agent::agent::lifecycle::Backoff;
 use drover_node_agent::agent::machine;
 use drover_node_agent::agent::real::{self, AgentConfig};
+use drover_node_agent::agent::serving_tls::ServingTls;
 use drover_node_agent::image::PullOptions;
 use drover_node_agent::runtime::vm::engine::EngineChoice;
 use drover_proto::Quantity;
+use drover_proto::client::Credentials;
 
 #[derive(Args)]
 pub struct AgentArgs {
@@ -48,7 +50,8 @@ pub struct AgentArgs {
     /// Where images, containers and logs live.
     #[arg(long, default_value = "/var/lib/drover/agent")]
     data_dir: PathBuf,
-    /// Address the log endpoint (`drover logs`) listens on.
+    /// Address the agent's port (logs, exec and metrics, for the API
+    /// server; TLS with the node certificate on a cluster with TLS) listens on.
     #[arg(long, default_value = "0.0.0.0:10250")]
     logs_listen: std::net::SocketAddr,
     /// Registries (`host:port`) reached over plain HTTP.
@@ -106,7 +109,7 @@ pub async fn run(server: &str, args: AgentArgs) -> Result<()> {
     }
     let client = super::connect(server).await?;
     if !args.hollow {
-        return run_real(client, args).await;
+        return run_real(server, client, args).await;
     }
     let cfg = HollowConfig {
         count: args.count,
@@ -130,7 +133,29 @@ pub async fn run(server: &str, args: AgentArgs) -> Result<()> {
     Ok(())
 }
 
-async fn run_real(client: drover_proto::client::Client, args: AgentArgs) -> Result<()> {
+/// TLS for the agent's own port on a cluster that runs TLS: served with
+/// the node certificate, admitting only the control plane.
+pub fn serving_tls(server: &str, credentials: &Credentials) -> Result<Option<ServingTls>> {
+    if !server.starts_with("https://") {
+        return Ok(None);
+    }
+    let (Some(ca), Some((cert, key))) = (&credentials.ca_pem, &credentials.cert_pem) else {
+        bail!(
+            "on a cluster with TLS the agent serves logs and exec with its node certificate: \
+             give it one (`drover cert issue --kind agent`, then --client-certificate/--client-key \
+             or the client config)"
+        );
+    };
+    Ok(Some(ServingTls::new(ca, cert, key)?))
+}
+
+async fn run_real(
+    server: &str,
+    client: drover_proto::client::Client,
+    args: AgentArgs,
+) -> Result<()> {
+    let none = Credentials::default();
+    let credentials = super::CREDENTIALS.get().unwrap_or(&none);
     let cfg = AgentConfig {
         node_name: args.node_name.unwrap_or_else(machine::hostname),
         data_dir: args.data_dir,
@@ -143,6 +168,7 @@ async fn run_real(client: drover_proto::client::Client, args: AgentArgs) -> Resu
         backoff: Backoff::default(),
         heartbeat: Duration::from_secs(args.heartbeat_seconds.max(1)),
         logs_listen: args.logs_listen,
+        serving_tls: serving_tls(server, credentials)?,
         bridge: (!args.no_pod_network).then_some(args.bridge),
         pod_cidr: args.pod_cidr,
         node_ip: args.node_ip,

@@ -1,15 +1,16 @@
 //! `drover exec POD [-c C] [-i] [-t] -- CMD…`: runs a command in a running
-//! container through the agent of the pod's node, relaying input, output
-//! and terminal size; exits with the command's exit code.
+//! container through the API server (`POST .../pods/POD/exec`, upgraded
+//! to the agent's exec frames), relaying input, output and terminal size;
+//! exits with the command's exit code.
 
 use std::os::fd::AsFd;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use drover_control_plane::node_proxy::exec::UPGRADE;
 use drover_node_agent::agent::exec::wire::{self, Channel, ExecRequest};
 use nix::sys::termios::{self, SetArg, Termios};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 #[derive(Args)]
@@ -73,7 +74,6 @@ fn window_size() -> Option<(u16, u16)> {
 
 /// Runs the command; returns its exit code.
 pub async fn run(server: &str, args: ExecArgs) -> Result<i32> {
-    let (addr, node_name) = super::logs::agent_of(server, &args.namespace, &args.pod).await?;
     let req = ExecRequest {
         container: args.container.clone(),
         command: args.command.clone(),
@@ -81,35 +81,12 @@ pub async fn run(server: &str, args: ExecArgs) -> Result<i32> {
         tty: args.tty,
     };
     let body = serde_json::to_vec(&req)?;
-    let mut conn = TcpStream::connect(&addr)
-        .await
-        .with_context(|| format!("connecting to the agent of node {node_name} at {addr}"))?;
-    let head = format!(
-        "POST /exec/{}/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        args.namespace,
-        args.pod,
-        body.len()
+    let path = format!(
+        "/api/v1/namespaces/{}/pods/{}/exec",
+        args.namespace, args.pod
     );
-    conn.write_all(head.as_bytes()).await?;
-    conn.write_all(&body).await?;
-    let (rd, mut wr) = conn.into_split();
-    let mut reader = BufReader::new(rd);
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line).await?;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).await? == 0 || line == "\r\n" {
-            break;
-        }
-    }
-    if !status_line.contains(" 200 ") {
-        let mut body = String::new();
-        reader.read_to_string(&mut body).await?;
-        if body.trim().is_empty() {
-            bail!("the agent refused: {}", status_line.trim());
-        }
-        bail!("{}", body.trim_end());
-    }
+    let conn = super::api_stream::open(server, "POST", &path, Some(UPGRADE), &body).await?;
+    let (mut reader, mut wr) = tokio::io::split(conn);
 
     // Everything the client sends goes through one writer task.
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
@@ -174,7 +151,7 @@ pub async fn run(server: &str, args: ExecArgs) -> Result<i32> {
     loop {
         let mut h = [0u8; 5];
         if reader.read_exact(&mut h).await.is_err() {
-            bail!("the agent closed the connection before the command ended");
+            bail!("the connection closed before the command ended");
         }
         let (channel, len) = wire::decode_header(h).map_err(anyhow::Error::msg)?;
         let mut payload = vec![0u8; len];

@@ -1,6 +1,7 @@
 //! One module per verb.
 
 pub mod agent;
+pub mod api_stream;
 pub mod apply;
 pub mod cert;
 pub mod cluster;

@@ -42,8 +42,10 @@ pub enum CertKind {
 pub struct CertRequest {
     pub kind: CertKind,
     pub name: String,
-    /// DNS names and IP addresses a server or peer answers on (loopback
-    /// and `localhost` are always added, for the server's own controllers).
+    /// DNS names and IP addresses a server, peer or agent answers on
+    /// (servers and peers always get loopback and `localhost`, for the
+    /// server's own controllers; agents their node name, which the API
+    /// server dials them by).
     pub hosts: Vec<String>,
     pub groups: Vec<String>,
     pub not_before: OffsetDateTime,
@@ -149,17 +151,24 @@ pub fn issue(ca: &Pem, request: &CertRequest) -> Result<Pem, PkiError> {
     params.not_before = request.not_before;
     params.not_after = request.not_before + request.validity;
     // Servers and peers also dial (the server's controllers call its API,
-    // peers call each other), so they are clients too.
+    // peers call each other), so they are clients too; agents serve logs
+    // and exec to the API server, which dials them by node name.
     params.extended_key_usages = match request.kind {
-        CertKind::Server | CertKind::Peer => vec![
+        CertKind::Server | CertKind::Peer | CertKind::Agent => vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ],
-        CertKind::Agent | CertKind::User => vec![ExtendedKeyUsagePurpose::ClientAuth],
+        CertKind::User => vec![ExtendedKeyUsagePurpose::ClientAuth],
     };
-    if matches!(request.kind, CertKind::Server | CertKind::Peer) {
-        let loopback = ["localhost", "127.0.0.1", "::1"].map(str::to_string);
-        for host in request.hosts.iter().chain(loopback.iter()) {
+    let served_names = match request.kind {
+        CertKind::Server | CertKind::Peer => ["localhost", "127.0.0.1", "::1"]
+            .map(str::to_string)
+            .to_vec(),
+        CertKind::Agent => vec![request.name.trim().to_string()],
+        CertKind::User => vec![],
+    };
+    if request.kind != CertKind::User {
+        for host in request.hosts.iter().chain(served_names.iter()) {
             let san = san(host)?;
             if !params.subject_alt_names.contains(&san) {
                 params.subject_alt_names.push(san);

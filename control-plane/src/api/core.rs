@@ -101,6 +101,8 @@ pub struct ApiCore {
     pub auth: Option<Arc<Auth>>,
     /// The last resource metrics scraped from the agents (not stored).
     pub metrics: crate::resource_metrics::MetricsSource,
+    /// How this server reaches agents (logs, exec, metrics).
+    pub agents: crate::node_proxy::Agents,
 }
 
 impl From<AuthError> for ApiError {
@@ -152,6 +154,7 @@ impl ApiCore {
             store,
             auth,
             metrics: Default::default(),
+            agents: Default::default(),
         }
     }
 

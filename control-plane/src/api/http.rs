@@ -25,6 +25,14 @@ pub fn router(core: ApiCore) -> Router {
         .route("/version", get(version))
         .route("/metrics", get(metrics_text))
         .route("/cluster/status", get(super::cluster::status_json))
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{name}/log",
+            get(crate::node_proxy::logs::handle),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{name}/exec",
+            axum::routing::post(crate::node_proxy::exec::handle),
+        )
         .route("/api/{*rest}", any(core_group))
         .route("/apis/{*rest}", any(named_group))
         .with_state(core)

@@ -1,6 +1,7 @@
 //! Scrapes `GET /metrics/summary` from every Ready node's agent each
 //! [`SCRAPE_PERIOD`], all nodes at once, each bounded by [`TIMEOUT`]; a
-//! node that does not answer is left out of that round.
+//! node that does not answer is left out of that round. With TLS the
+//! agents are reached as the API server ([`crate::node_proxy::Agents`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,9 +10,10 @@ use drover_proto::selector::{FieldSelector, Selector};
 use drover_proto::types::Node;
 use drover_proto::types::metrics::AgentSummary;
 use drover_proto::{Kind, Resource};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use super::{MetricsSource, aggregate};
+use crate::node_proxy::{AgentRequestError, Agents, get_request};
 use crate::store::Store;
 
 /// How often the agents are scraped (their own sampling period).
@@ -24,7 +26,10 @@ const MAX_BODY: u64 = 64 << 20;
 /// Why one agent's report could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ScrapeError {
-    /// connecting, writing or reading failed
+    /// connecting, the request or the answer failed
+    #[error(transparent)]
+    Request(#[from] AgentRequestError),
+    /// reading the report failed
     #[error("agent {addr}: {source}")]
     Io {
         addr: String,
@@ -33,9 +38,6 @@ pub enum ScrapeError {
     /// no answer in time
     #[error("agent {0}: no answer within {TIMEOUT:?}")]
     Timeout(String),
-    /// an answer other than 200
-    #[error("agent {addr}: {status}")]
-    Status { addr: String, status: String },
     /// a body that is not a report
     #[error("agent {addr}: the report does not decode: {source}")]
     Decode {
@@ -44,52 +46,33 @@ pub enum ScrapeError {
     },
 }
 
-/// Splits an HTTP/1.1 response into its status line and body (pure).
-pub fn split_response(raw: &[u8]) -> Option<(&str, &[u8])> {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..end]).ok()?;
-    Some((head.lines().next()?, &raw[end + 4..]))
-}
-
-/// One agent's report.
-pub async fn fetch(addr: &str) -> Result<AgentSummary, ScrapeError> {
-    let io = |source| ScrapeError::Io {
-        addr: addr.to_string(),
-        source,
-    };
+/// One agent's report: node `node`'s agent at `addr`.
+pub async fn fetch(agents: &Agents, node: &str, addr: &str) -> Result<AgentSummary, ScrapeError> {
     let exchange = async {
-        let mut conn = tokio::net::TcpStream::connect(addr).await.map_err(io)?;
-        let req =
-            format!("GET /metrics/summary HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        conn.write_all(req.as_bytes()).await.map_err(io)?;
-        let mut raw = Vec::new();
-        conn.take(MAX_BODY)
-            .read_to_end(&mut raw)
+        let request = get_request("/metrics/summary", node);
+        let reader = agents.request(node, addr, &request).await?;
+        let mut body = Vec::new();
+        reader
+            .take(MAX_BODY)
+            .read_to_end(&mut body)
             .await
-            .map_err(io)?;
-        Ok::<_, ScrapeError>(raw)
+            .map_err(|source| ScrapeError::Io {
+                addr: addr.to_string(),
+                source,
+            })?;
+        Ok::<_, ScrapeError>(body)
     };
-    let raw = tokio::time::timeout(TIMEOUT, exchange)
+    let body = tokio::time::timeout(TIMEOUT, exchange)
         .await
         .map_err(|_| ScrapeError::Timeout(addr.to_string()))??;
-    let (status, body) = split_response(&raw).ok_or_else(|| ScrapeError::Status {
-        addr: addr.to_string(),
-        status: "malformed response".into(),
-    })?;
-    if !status.contains(" 200 ") {
-        return Err(ScrapeError::Status {
-            addr: addr.to_string(),
-            status: format!("{status}: {}", String::from_utf8_lossy(body).trim_end()),
-        });
-    }
-    serde_json::from_slice(body).map_err(|source| ScrapeError::Decode {
+    serde_json::from_slice(&body).map_err(|source| ScrapeError::Decode {
         addr: addr.to_string(),
         source,
     })
 }
 
-/// The agent addresses of the Ready nodes in `store`.
-fn ready_agents(store: &Store) -> Vec<String> {
+/// The names and agent addresses of the Ready nodes in `store`.
+fn ready_agents(store: &Store) -> Vec<(String, String)> {
     let (nodes, _) = store.list(
         Kind::Node,
         None,
@@ -100,19 +83,24 @@ fn ready_agents(store: &Store) -> Vec<String> {
         .iter()
         .filter_map(|o| Node::from_object(o).ok())
         .filter(Node::is_ready)
-        .filter_map(|n| n.agent_address().ok())
+        .filter_map(|n| {
+            let addr = n.agent_address().ok()?;
+            Some((n.metadata.name, addr))
+        })
         .collect()
 }
 
 /// Scrapes forever into `source`.
-pub async fn run(store: Arc<Store>, source: MetricsSource) {
+pub async fn run(store: Arc<Store>, source: MetricsSource, agents: Agents) {
     let mut tick = tokio::time::interval(SCRAPE_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let started = Instant::now();
-        let agents = ready_agents(&store);
-        let results = futures::future::join_all(agents.iter().map(|a| fetch(a))).await;
+        let ready = ready_agents(&store);
+        let results =
+            futures::future::join_all(ready.iter().map(|(node, addr)| fetch(&agents, node, addr)))
+                .await;
         let mut reports = Vec::with_capacity(results.len());
         for r in results {
             match r {
@@ -131,13 +119,6 @@ pub async fn run(store: Arc<Store>, source: MetricsSource) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn responses_split_into_status_and_body() {
-        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
-        assert_eq!(split_response(raw), Some(("HTTP/1.1 200 OK", &b"{}"[..])));
-        assert_eq!(split_response(b"HTTP/1.1 200 OK\r\n"), None);
-    }
-
     #[tokio::test]
     async fn a_silent_or_refusing_agent_is_an_error_not_a_hang() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -149,12 +130,19 @@ mod tests {
             let (_conn, _) = listener.accept().await.expect("accept");
             std::future::pending::<()>().await;
         });
-        assert!(matches!(fetch(&addr).await, Err(ScrapeError::Timeout(_))));
+        let agents = Agents::plain();
+        assert!(matches!(
+            fetch(&agents, "n1", &addr).await,
+            Err(ScrapeError::Timeout(_))
+        ));
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let gone = closed.local_addr().expect("addr").to_string();
         drop(closed);
-        assert!(matches!(fetch(&gone).await, Err(ScrapeError::Io { .. })));
+        assert!(matches!(
+            fetch(&agents, "n1", &gone).await,
+            Err(ScrapeError::Request(AgentRequestError::Dial { .. }))
+        ));
     }
 }

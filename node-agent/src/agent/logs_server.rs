@@ -9,12 +9,14 @@
 
 use std::time::Duration;
 
+use drover_proto::dial::Conn;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use super::exec::serve::{self as exec, ExecContext};
 use super::informer;
 use super::runner::LOG_MAX_FILES;
+use super::serving_tls::ServingTls;
 use crate::shim::logs::read_log;
 
 /// What a request asks for.
@@ -59,14 +61,25 @@ pub fn parse_target(target: &str) -> Option<LogsRequest> {
     })
 }
 
-/// Serves until the process ends.
-pub async fn serve(listener: TcpListener, ctx: ExecContext) {
+/// Serves until the process ends: over TLS, to the control plane only,
+/// when `tls` is given ([`super::serving_tls`]).
+pub async fn serve(listener: TcpListener, ctx: ExecContext, tls: Option<ServingTls>) {
     loop {
-        let Ok((conn, _)) = listener.accept().await else {
+        let Ok((tcp, addr)) = listener.accept().await else {
             continue;
         };
-        let ctx = ctx.clone();
+        let (ctx, tls) = (ctx.clone(), tls.clone());
         tokio::spawn(async move {
+            let conn: Conn = match tls {
+                None => Box::new(tcp),
+                Some(tls) => match tls.accept(tcp).await {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        tracing::info!(%addr, "agent port refused a client: {e}");
+                        return;
+                    }
+                },
+            };
             let _ = handle(conn, &ctx).await;
         });
     }
@@ -85,12 +98,12 @@ pub fn pick_attempt(mut attempts: Vec<i32>, previous: bool) -> Option<i32> {
     }
 }
 
-async fn respond(conn: &mut TcpStream, code: &str, body: &str) -> std::io::Result<()> {
+async fn respond(conn: &mut Conn, code: &str, body: &str) -> std::io::Result<()> {
     respond_as(conn, code, "text/plain; charset=utf-8", body).await
 }
 
 async fn respond_as(
-    conn: &mut TcpStream,
+    conn: &mut Conn,
     code: &str,
     content_type: &str,
     body: &str,
@@ -100,10 +113,12 @@ async fn respond_as(
         body.len()
     );
     conn.write_all(head.as_bytes()).await?;
-    conn.write_all(body.as_bytes()).await
+    conn.write_all(body.as_bytes()).await?;
+    // Over TLS the client needs close_notify to tell the end from a cut.
+    conn.shutdown().await
 }
 
-async fn summary(conn: &mut TcpStream, latest: &crate::metrics::Latest) -> std::io::Result<()> {
+async fn summary(conn: &mut Conn, latest: &crate::metrics::Latest) -> std::io::Result<()> {
     match latest.get().map(|s| serde_json::to_string(&s)) {
         Some(Ok(json)) => respond_as(conn, "200 OK", "application/json", &json).await,
         Some(Err(e)) => {
@@ -118,7 +133,7 @@ async fn summary(conn: &mut TcpStream, latest: &crate::metrics::Latest) -> std::
 }
 
 async fn metrics(
-    conn: &mut TcpStream,
+    conn: &mut Conn,
     table: Option<String>,
     latest: &crate::metrics::Latest,
 ) -> std::io::Result<()> {
@@ -147,7 +162,7 @@ async fn metrics(
     }
 }
 
-async fn handle(mut conn: TcpStream, ctx: &ExecContext) -> std::io::Result<()> {
+async fn handle(mut conn: Conn, ctx: &ExecContext) -> std::io::Result<()> {
     let (cache, layout) = (&ctx.cache, &ctx.layout);
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];

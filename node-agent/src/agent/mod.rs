@@ -19,6 +19,7 @@ pub mod probe;
 pub mod queue;
 pub mod real;
 pub mod runner;
+pub mod serving_tls;
 pub mod vm_runner;
 pub mod worker;
 

@@ -41,8 +41,11 @@ pub struct AgentConfig {
     pub backoff: Backoff,
     /// Heartbeat period.
     pub heartbeat: Duration,
-    /// Where to serve logs (`drover logs`).
+    /// Where to serve logs and exec (for the API server) and metrics.
     pub logs_listen: std::net::SocketAddr,
+    /// TLS on that port, admitting the control plane only; `None` on a
+    /// cluster without TLS.
+    pub serving_tls: Option<super::serving_tls::ServingTls>,
     /// Pod networking: the bridge to use, and the pod CIDR to ask for (the
     /// control plane assigns one when None). `None` bridge: pods get a
     /// namespace with loopback only (no root, or a test that wants none).
@@ -233,6 +236,7 @@ pub async fn run(
             service_table,
             metrics,
         },
+        cfg.serving_tls.clone(),
     ));
     let (changed_tx, changed_rx) = mpsc::unbounded_channel::<String>();
     let (synced_tx, synced_rx) = mpsc::unbounded_channel::<()>();

@@ -209,6 +209,7 @@ async fn start_local_node(
         backoff: Backoff::default(),
         heartbeat: Duration::from_secs(10),
         logs_listen: "127.0.0.1:0".parse()?,
+        serving_tls: crate::cmd::agent::serving_tls(url, &credentials)?,
         bridge: Some(args.bridge.clone()),
         pod_cidr: args.pod_cidr.clone(),
         node_ip: None,

@@ -79,7 +79,9 @@ impl DevPki {
                 validity: year,
             };
             let stem = crate::pki::file_stem(&crate::pki::subject(&request)?.0);
-            if !pki.dir.join(format!("{stem}.crt")).exists() {
+            // The node's certificate is made anew each start: one from an
+            // older drover could not serve the agent's port.
+            if kind == CertKind::Agent || !pki.dir.join(format!("{stem}.crt")).exists() {
                 issue_into(&pki.dir, &request, &pki.dir)?;
             }
         }

@@ -11,9 +11,8 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use drover_proto::dial::Conn;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
 use super::ExecTarget;
@@ -111,19 +110,20 @@ fn resolve(
     })
 }
 
-async fn respond(conn: &mut TcpStream, code: &str, body: &str) -> std::io::Result<()> {
+async fn respond(conn: &mut Conn, code: &str, body: &str) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {code}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     conn.write_all(head.as_bytes()).await?;
-    conn.write_all(body.as_bytes()).await
+    conn.write_all(body.as_bytes()).await?;
+    conn.shutdown().await
 }
 
 /// Serves one exec request whose head has been read; `body` holds the
 /// bytes read past the head.
 pub async fn handle(
-    mut conn: TcpStream,
+    mut conn: Conn,
     head: &str,
     mut body: Vec<u8>,
     ctx: &ExecContext,
@@ -187,7 +187,7 @@ enum Input {
 /// Reads the client's frames into `tx` until it hangs up.
 async fn read_input(
     leftover: Vec<u8>,
-    rd: OwnedReadHalf,
+    rd: ReadHalf<Conn>,
     tx: mpsc::UnboundedSender<Option<Input>>,
 ) {
     let mut rd = AsyncReadExt::chain(std::io::Cursor::new(leftover), rd);
@@ -243,7 +243,7 @@ fn terminate(child_id: Option<u32>) {
 /// keep the output open), then sends the exit code.
 async fn relay(
     child: &mut tokio::process::Child,
-    mut wr: OwnedWriteHalf,
+    mut wr: WriteHalf<Conn>,
     mut out_rx: mpsc::Receiver<Vec<u8>>,
     mut in_rx: mpsc::UnboundedReceiver<Option<Input>>,
     mut on_input: impl FnMut(Input),
@@ -296,7 +296,7 @@ async fn relay(
     wr.shutdown().await
 }
 
-async fn refuse_spawn(mut wr: OwnedWriteHalf, e: std::io::Error) -> std::io::Result<()> {
+async fn refuse_spawn(mut wr: WriteHalf<Conn>, e: std::io::Error) -> std::io::Result<()> {
     let msg = format!("starting the exec helper: {e}\r\n");
     wr.write_all(&wire::encode(Channel::Stderr, msg.as_bytes()))
         .await?;
@@ -305,7 +305,7 @@ async fn refuse_spawn(mut wr: OwnedWriteHalf, e: std::io::Error) -> std::io::Res
 }
 
 async fn run_pipes(
-    conn: TcpStream,
+    conn: Conn,
     leftover: Vec<u8>,
     target: &ExecTarget,
     req: &ExecRequest,
@@ -318,7 +318,7 @@ async fn run_pipes(
     })
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    let (rd, wr) = conn.into_split();
+    let (rd, wr) = tokio::io::split(conn);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return refuse_spawn(wr, e).await,
@@ -373,7 +373,7 @@ fn set_window(master: &OwnedFd, cols: u16, rows: u16) {
 }
 
 async fn run_tty(
-    conn: TcpStream,
+    conn: Conn,
     leftover: Vec<u8>,
     target: &ExecTarget,
     req: &ExecRequest,
@@ -388,7 +388,7 @@ async fn run_tty(
     let mut cmd = tokio::process::Command::from(std_cmd);
     let spawned = cmd.spawn();
     drop(cmd); // our copies of the slave: EIO on the master once the command ends
-    let (rd, wr) = conn.into_split();
+    let (rd, wr) = tokio::io::split(conn);
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => return refuse_spawn(wr, e).await,
