@@ -8,6 +8,23 @@ use raft::prelude::{Entry, HardState};
 use crate::envelope::Members;
 use crate::storage::{OpenError, SledStorage};
 
+/// Opens the store, waiting while a store dropped just before still holds
+/// sled's file lock (its flusher thread lets go asynchronously).
+fn open(dir: &Path, id: u64) -> Result<SledStorage, OpenError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match SledStorage::open(dir, id) {
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn members() -> Members {
     (1..=3).map(|id| (id, format!("m{id}:1"))).collect()
 }
@@ -27,7 +44,7 @@ fn populated(dir: &Path, n: u64) {
 }
 
 fn populated_to(dir: &Path, n: u64, commit: u64) {
-    let mut s = SledStorage::open(dir, 1).unwrap();
+    let mut s = open(dir, 1).unwrap();
     s.bootstrap(members(), b"empty".to_vec()).unwrap();
     let ents: Vec<Entry> = (2..=n).map(|i| entry(i, 2)).collect();
     s.append(&ents).unwrap();
@@ -45,7 +62,7 @@ fn populated_to(dir: &Path, n: u64, commit: u64) {
 fn reopen_keeps_log_hard_state_and_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     populated(dir.path(), 50);
-    let s = SledStorage::open(dir.path(), 1).unwrap();
+    let s = open(dir.path(), 1).unwrap();
     assert!(s.is_initialized());
     assert_eq!(s.first_index().unwrap(), 2);
     assert_eq!(s.last_index().unwrap(), 50);
@@ -65,7 +82,7 @@ fn reopen_keeps_log_hard_state_and_snapshot() {
 fn append_replaces_conflicting_suffix_and_compaction_keeps_margin() {
     let dir = tempfile::tempdir().unwrap();
     populated_to(dir.path(), 20, 14);
-    let mut s = SledStorage::open(dir.path(), 1).unwrap();
+    let mut s = open(dir.path(), 1).unwrap();
     // Entries past the commit index may be replaced by a new leader's.
     s.append(&[entry(15, 3), entry(16, 3)]).unwrap();
     s.persist().unwrap();
@@ -75,7 +92,7 @@ fn append_replaces_conflicting_suffix_and_compaction_keeps_margin() {
     s.compact(16, cs, b"state".to_vec(), 4).unwrap();
     s.persist().unwrap();
     drop(s);
-    let s = SledStorage::open(dir.path(), 1).unwrap();
+    let s = open(dir.path(), 1).unwrap();
     assert_eq!(s.snapshot_index(), 16);
     assert_eq!(s.first_index().unwrap(), 13);
     assert_eq!(s.term(12).unwrap(), 2, "term of the truncated entry kept");
@@ -89,7 +106,7 @@ fn append_replaces_conflicting_suffix_and_compaction_keeps_margin() {
 fn wrong_member_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     populated(dir.path(), 5);
-    let err = SledStorage::open(dir.path(), 2).err().unwrap();
+    let err = open(dir.path(), 2).err().unwrap();
     assert!(
         matches!(
             err,
@@ -108,7 +125,7 @@ fn missing_store_in_initialised_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     populated(dir.path(), 5);
     std::fs::remove_dir_all(dir.path().join("raft.sled")).unwrap();
-    let err = SledStorage::open(dir.path(), 1).err().unwrap();
+    let err = open(dir.path(), 1).err().unwrap();
     assert!(matches!(err, OpenError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("refusing to start"), "{err}");
 }
@@ -138,7 +155,7 @@ fn garbage_in_store_files_is_refused() {
         let len = std::fs::metadata(&f).unwrap().len() as usize;
         std::fs::write(&f, vec![0xA5u8; len.max(64)]).unwrap();
     }
-    let err = SledStorage::open(dir.path(), 1).err();
+    let err = open(dir.path(), 1).err();
     assert!(err.is_some(), "corrupt store opened");
 }
 
@@ -151,7 +168,7 @@ fn truncated_store_is_refused() {
     let f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
     f.set_len(len / 2).unwrap();
     drop(f);
-    let err = SledStorage::open(dir.path(), 1).err().unwrap();
+    let err = open(dir.path(), 1).err().unwrap();
     assert!(matches!(err, OpenError::Corrupt { .. }), "{err}");
 }
 
@@ -160,7 +177,7 @@ fn garbled_watermark_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     populated(dir.path(), 5);
     std::fs::write(dir.path().join("COMMITTED"), b"xx").unwrap();
-    let err = SledStorage::open(dir.path(), 1).err().unwrap();
+    let err = open(dir.path(), 1).err().unwrap();
     assert!(matches!(err, OpenError::Corrupt { .. }), "{err}");
 }
 
@@ -176,7 +193,7 @@ fn corrupt_snapshot_file_is_refused() {
     let mut bytes = std::fs::read(&snap).unwrap();
     bytes[6] ^= 0x40;
     std::fs::write(&snap, bytes).unwrap();
-    let err = SledStorage::open(dir.path(), 1).err().unwrap();
+    let err = open(dir.path(), 1).err().unwrap();
     assert!(err.to_string().contains("checksum"), "{err}");
 }
 
@@ -184,13 +201,13 @@ fn corrupt_snapshot_file_is_refused() {
 fn reopen_in_the_middle_of_lazy_compaction() {
     let dir = tempfile::tempdir().unwrap();
     populated(dir.path(), 2000);
-    let mut s = SledStorage::open(dir.path(), 1).unwrap();
+    let mut s = open(dir.path(), 1).unwrap();
     let cs = s.conf_state().clone();
     s.compact(1990, cs, b"state".to_vec(), 0).unwrap();
     // One synced batch deletes only a slice of the compacted entries.
     s.persist().unwrap();
     drop(s);
-    let mut s = SledStorage::open(dir.path(), 1).unwrap();
+    let mut s = open(dir.path(), 1).unwrap();
     assert_eq!(s.first_index().unwrap(), 1991);
     assert_eq!(s.last_index().unwrap(), 2000);
     assert_eq!(s.term(1990).unwrap(), 2);
@@ -199,7 +216,7 @@ fn reopen_in_the_middle_of_lazy_compaction() {
         s.set_commit(2000).unwrap();
     }
     drop(s);
-    let s = SledStorage::open(dir.path(), 1).unwrap();
+    let s = open(dir.path(), 1).unwrap();
     assert_eq!(s.first_index().unwrap(), 1991);
     let ents = s
         .entries(1991, 2001, None, raft::GetEntriesContext::empty(false))
