@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod pod_net;
+pub use pod_net::PodNet;
+
 pub fn drover_bin() -> &'static str {
     env!("CARGO_BIN_EXE_drover")
 }
@@ -199,51 +202,6 @@ impl AgentProcess {
 impl Drop for AgentProcess {
     fn drop(&mut self) {
         self.kill9();
-    }
-}
-
-/// A pod network of the test's own (unique bridge and CIDR, so tests and
-/// suites side by side never share one); the bridge and NAT table are
-/// removed on drop.
-pub struct PodNet {
-    pub bridge: String,
-    pub cidr: String,
-}
-
-impl PodNet {
-    pub fn unique() -> PodNet {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let pid = std::process::id();
-        PodNet {
-            bridge: format!("dt{}x{n}", pid % 100_000),
-            cidr: format!("10.{}.{}.0/24", 100 + pid % 100, n % 250),
-        }
-    }
-
-    /// `drover agent` flags for this network.
-    pub fn args(&self) -> [&str; 4] {
-        ["--bridge", &self.bridge, "--pod-cidr", &self.cidr]
-    }
-}
-
-impl Drop for PodNet {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .stderr(Stdio::null())
-            .status();
-        // The outbound NAT table and the service proxy's.
-        for table in [
-            format!("drover_{}", self.bridge),
-            format!("drover_svc_{}", self.bridge),
-        ] {
-            let _ = Command::new("nft")
-                .args(["delete", "table", "ip", &table])
-                .stderr(Stdio::null())
-                .status();
-        }
     }
 }
 
