@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{AgentProcess, PodNet, Reaper, Server, eventually, ok};
+use common::pod_net::PodNet;
+use common::{AgentProcess, Reaper, Server, eventually, ok};
 use drover_proto::client::{Client, ClientError, DeleteOptions};
 use drover_proto::types::Pod;
 use drover_proto::types::pod::{Container, PodPhase, RestartPolicy};

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{PodNet, drover_bin};
+use common::drover_bin;
+use common::pod_net::PodNet;
 
 fn skip_reason() -> Option<&'static str> {
     let root = Command::new("id")

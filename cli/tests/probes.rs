@@ -12,7 +12,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{AgentProcess, PodNet, Reaper, Server, drover_bin, eventually, ok, stdout, write};
+use common::pod_net::PodNet;
+use common::{AgentProcess, Reaper, Server, drover_bin, eventually, ok, stdout, write};
 use drover_proto::client::{Client, ClientError, DeleteOptions, ListOptions};
 use drover_proto::types::pod::PodStatus;
 use drover_proto::types::{Deployment, Event, Pod};

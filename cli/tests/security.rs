@@ -695,7 +695,7 @@ fn logs_and_exec_go_through_the_api_server_and_the_agent_port_admits_only_it() {
         ])
         .output()
         .expect("drover image import"));
-    let net = common::PodNet::unique();
+    let net = common::pod_net::PodNet::unique();
     let (ca, cert, key) = (
         pki.file("ca.crt"),
         pki.file("node-n1.crt"),

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{AgentProcess, PodNet, Server, eventually, ok};
+use common::pod_net::PodNet;
+use common::{AgentProcess, Server, eventually, ok};
 use drover_proto::client::{Client, DeleteOptions};
 use drover_proto::types::pod::{Container, RestartPolicy, Runtime};
 use drover_proto::types::{Node, Pod};

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-mod pod_net;
-pub use pod_net::PodNet;
+pub mod pod_net;
 
 pub fn drover_bin() -> &'static str {
     env!("CARGO_BIN_EXE_drover")
