@@ -16,6 +16,7 @@ pub mod faults;
 pub mod history;
 pub mod http;
 mod lab;
+pub mod linearizability;
 pub mod load;
 pub mod member;
 mod process;
