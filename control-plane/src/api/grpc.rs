@@ -18,6 +18,7 @@ impl From<ApiError> for Status {
             ErrorCode::Invalid => Status::invalid_argument(e.message),
             ErrorCode::Gone => Status::out_of_range(e.message),
             ErrorCode::Unavailable => Status::unavailable(e.message),
+            ErrorCode::Internal => Status::internal(e.message),
             ErrorCode::Unauthenticated => Status::unauthenticated(e.message),
             ErrorCode::Forbidden => Status::permission_denied(e.message),
         }
