@@ -6,10 +6,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{AgentProcess, Server, drover_bin, fails, ok};
+use common::{AgentProcess, Server, drover_as, drover_bin, fails, ok};
 
 struct Cluster {
     pki: PathBuf,
@@ -39,25 +39,6 @@ fn client_config(dir: &Path, server: &str, ca: &Path, cert: &Path, key: &Path) -
     ));
     std::fs::write(&path, text).expect("client config");
     path
-}
-
-fn drover_as(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = Command::new(drover_bin())
-        .args(args)
-        .env("DROVER_CONFIG", config)
-        .env_remove("DROVER_SERVER")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn drover");
-    if let Some(mut pipe) = child.stdin.take() {
-        pipe.write_all(stdin.unwrap_or_default().as_bytes())
-            .expect("stdin");
-    }
-    child.wait_with_output().expect("drover output")
 }
 
 /// A TLS server that signs joining nodes; users admin (system:masters) and alice (no role).
