@@ -80,8 +80,10 @@ enum Command {
     Cluster(cmd::cluster::ClusterArgs),
     /// Print the client and server versions.
     Version,
-    /// The cluster's certificate authority: init, issue.
+    /// The cluster's certificate authority: init, issue, ca-hash.
     Cert(cmd::cert::CertArgs),
+    /// Bootstrap tokens for agents joining the cluster: create, list, delete.
+    Token(cmd::token::TokenArgs),
     /// Run an API server.
     Server(cmd::server::ServerArgs),
     /// Run a one-process local cluster for development.
@@ -189,6 +191,7 @@ fn main() -> ExitCode {
             Command::Cluster(a) => cmd::cluster::run(&server, a).await,
             Command::Version => cmd::version(&server).await,
             Command::Cert(a) => cmd::cert::run(a),
+            Command::Token(a) => cmd::token::run(&server, a).await,
             Command::Server(a) => cmd::server::run(a).await,
             Command::Dev(a) => cmd::dev::run(a, config_flag).await,
             Command::Agent(a) => cmd::agent::run(&server, a).await,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{Server, drover_bin, eventually, fails, ok, stderr};
+use common::{Server, drover_as, drover_bin, eventually, fails, ok, stderr};
 
 /// A cluster CA and certificates made with `drover cert`.
 struct Pki {
@@ -84,29 +84,6 @@ fn cert(sub: &[&str], dir: &Path, rest: &[&str]) -> Output {
         .args(rest)
         .output()
         .expect("drover cert")
-}
-
-/// Runs `drover ARGS` with the client config at `config`.
-fn drover_as(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = Command::new(drover_bin())
-        .args(args)
-        .env("DROVER_CONFIG", config)
-        .env_remove("DROVER_SERVER")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn drover");
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes()).expect("stdin");
-    }
-    child.wait_with_output().expect("drover output")
 }
 
 /// `curl` status code and body for `method url`, trusting `ca`.

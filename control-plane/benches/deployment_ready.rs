@@ -72,6 +72,7 @@ async fn main() {
         history_limit: 1_000_000,
         raft: None,
         security: None,
+        encryption: Default::default(),
     };
     tokio::spawn(serve(
         config,

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod command;
 pub mod controllers;
+pub mod encryption;
 pub mod node_proxy;
 pub mod replicated;
 pub mod resource_metrics;

@@ -13,7 +13,9 @@ use tokio::sync::watch;
 
 use crate::api::cluster::ClusterApi;
 use crate::api::{ApiCore, http, metrics};
+use crate::auth::join::NodeSigner;
 use crate::auth::{Auth, TlsListener, TlsMaterial, TlsPeer, authenticate};
+use crate::encryption::SecretEncryption;
 use crate::node_proxy::Agents;
 use crate::replicated::{self, Member, RaftSettings};
 use crate::store::{OpenError, Store};
@@ -30,6 +32,8 @@ pub struct ServerConfig {
     /// TLS on every listener, with authentication and RBAC; `None`: plain
     /// HTTP/2 and no checks (the caller keeps such a server on loopback).
     pub security: Option<Security>,
+    /// How Secrets are stored (`--encryption-key-file`; default plaintext).
+    pub encryption: SecretEncryption,
 }
 
 /// What a server secured with TLS needs.
@@ -37,6 +41,9 @@ pub struct ServerConfig {
 pub struct Security {
     pub tls: TlsMaterial,
     pub auth: Auth,
+    /// Signs the certificates of agents joining with a token (`--ca-key`);
+    /// `None`: joins are refused.
+    pub signer: Option<Arc<dyn NodeSigner>>,
 }
 
 impl std::fmt::Debug for Security {
@@ -116,6 +123,8 @@ pub async fn serve(
     };
     let auth = config.security.as_ref().map(|s| Arc::new(s.auth.clone()));
     let mut core = ApiCore::new(store.clone(), auth.clone());
+    log_secret_storage(&store, &config.encryption);
+    core.at_rest = Arc::new(config.encryption.clone());
     if let Some(security) = &config.security {
         core.agents = Agents::from_tls(&security.tls)?;
     }
@@ -133,13 +142,18 @@ pub async fn serve(
     )
     .add_service(ClusterServer::new(ClusterApi::new(core.clone())))
     .into_axum_router();
+    let bootstrap = config
+        .security
+        .as_ref()
+        .map(|s| crate::auth::join::router(core.clone(), s.tls.ca_pem.clone(), s.signer.clone()));
     let app = grpc
         .merge(http::router(core.clone()))
         .merge(crate::ui::router(core));
-    let tls = match (&config.security, auth) {
-        (Some(security), Some(auth)) => Some((
+    let tls = match (&config.security, auth, bootstrap) {
+        (Some(security), Some(auth), Some(bootstrap)) => Some((
             security.tls.api_server_config()?,
             app.clone()
+                .merge(bootstrap)
                 .route(
                     "/ui/login",
                     axum::routing::get(crate::auth::login::login).with_state(auth.clone()),
@@ -182,6 +196,27 @@ pub async fn serve(
         m.shutdown().await;
     }
     served
+}
+
+/// Says how Secrets are kept, warning when existing ones are plaintext on disk.
+fn log_secret_storage(store: &Store, encryption: &SecretEncryption) {
+    if encryption.encrypts() {
+        tracing::info!("Secrets are encrypted at rest (--encryption-key-file)");
+        return;
+    }
+    let everything = drover_proto::selector::Selector::default();
+    let fields = drover_proto::selector::FieldSelector::default();
+    let (secrets, _) = store.list(drover_proto::Kind::Secret, None, &everything, &fields);
+    let plaintext = secrets
+        .iter()
+        .filter(|s| !crate::encryption::is_sealed(s))
+        .count();
+    if plaintext > 0 {
+        tracing::warn!(
+            plaintext,
+            "Secrets are stored unencrypted in the data dir; give --encryption-key-file to encrypt new writes"
+        );
+    }
 }
 
 /// A member's certificate must prove the id it runs as, or its peers

@@ -93,6 +93,15 @@ pub struct AgentArgs {
     /// then closed; 0 refuses such connections at once.
     #[arg(long, default_value_t = 30)]
     activator_timeout: u64,
+    /// Join the cluster with a bootstrap token (`drover token create`):
+    /// the first start gets a node certificate into DATA_DIR/pki, later
+    /// starts reuse it. Needs --ca-cert-hash and an https:// --server.
+    #[arg(long, conflicts_with = "hollow", requires = "ca_cert_hash")]
+    join_token: Option<String>,
+    /// The cluster CA's pin, `sha256:HEX` (`drover cert ca-hash`): the CA
+    /// the server presents is trusted only if it matches.
+    #[arg(long, requires = "join_token")]
+    ca_cert_hash: Option<String>,
 }
 
 fn quantity(flag: &str, text: &str) -> Result<Quantity> {
@@ -107,10 +116,13 @@ pub async fn run(server: &str, args: AgentArgs) -> Result<()> {
         tokio::task::spawn_blocking(move || real::teardown(&dir, bridge.as_deref())).await?;
         return Ok(());
     }
-    let client = super::connect(server).await?;
     if !args.hollow {
-        return run_real(server, client, args).await;
+        let node_name = args.node_name.clone().unwrap_or_else(machine::hostname);
+        let credentials = credentials(server, &args, &node_name).await?;
+        let client = drover_proto::client::Client::connect_with(server, &credentials).await?;
+        return run_real(server, client, args, node_name, &credentials).await;
     }
+    let client = super::connect(server).await?;
     let cfg = HollowConfig {
         count: args.count,
         name_prefix: args.name_prefix,
@@ -149,15 +161,32 @@ pub fn serving_tls(server: &str, credentials: &Credentials) -> Result<Option<Ser
     Ok(Some(ServingTls::new(ca, cert, key)?))
 }
 
+/// The node certificate saved by an earlier join, else a new join with
+/// `--join-token`, else the client config's credentials.
+async fn credentials(server: &str, args: &AgentArgs, node_name: &str) -> Result<Credentials> {
+    if let Some(saved) = super::agent_join::saved_credentials(&args.data_dir)? {
+        return Ok(saved);
+    }
+    if let (Some(token), Some(pin)) = (&args.join_token, &args.ca_cert_hash) {
+        let joined = super::agent_join::join(server, token, pin, node_name, &args.data_dir).await?;
+        eprintln!(
+            "drover agent: joined as node {node_name}; certificate saved in {}/pki",
+            args.data_dir.display()
+        );
+        return Ok(joined);
+    }
+    Ok(super::CREDENTIALS.get().cloned().unwrap_or_default())
+}
+
 async fn run_real(
     server: &str,
     client: drover_proto::client::Client,
     args: AgentArgs,
+    node_name: String,
+    credentials: &Credentials,
 ) -> Result<()> {
-    let none = Credentials::default();
-    let credentials = super::CREDENTIALS.get().unwrap_or(&none);
     let cfg = AgentConfig {
-        node_name: args.node_name.unwrap_or_else(machine::hostname),
+        node_name,
         data_dir: args.data_dir,
         pull: PullOptions {
             insecure_registries: args.insecure_registries,

@@ -1,4 +1,4 @@
-//! `drover cert init|issue`: the cluster CA and the certificates it signs,
+//! `drover cert init|issue|ca-hash`: the cluster CA and the certificates it signs,
 //! as files in one folder (`ca.crt`/`ca.key`, then `NAME.crt`/`NAME.key`).
 
 use std::path::{Path, PathBuf};
@@ -22,6 +22,15 @@ enum CertCommand {
     Init(InitArgs),
     /// Issue a certificate signed by the CA: `NAME.crt` and `NAME.key`.
     Issue(IssueArgs),
+    /// Print the CA's `sha256:HEX` pin, for `drover agent --ca-cert-hash`.
+    CaHash(CaHashArgs),
+}
+
+#[derive(Args)]
+struct CaHashArgs {
+    /// Folder holding the CA (`ca.crt`).
+    #[arg(long)]
+    dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -85,6 +94,15 @@ pub fn run(args: CertArgs) -> Result<()> {
             let out = a.out.as_deref().unwrap_or(&a.dir);
             let (cert, _) = issue_into(&a.dir, &request, out)?;
             println!("certificate written to {}", cert.display());
+            Ok(())
+        }
+        CertCommand::CaHash(a) => {
+            let path = a.dir.join("ca.crt");
+            let pem =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let pin = pki::ca_hash::ca_cert_hash(&pem)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            println!("{pin}");
             Ok(())
         }
     }

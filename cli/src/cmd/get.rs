@@ -33,6 +33,9 @@ pub struct GetArgs {
     /// After listing, stream changes.
     #[arg(short = 'w', long)]
     watch: bool,
+    /// Print Secret values with -o yaml|json (otherwise each shows only its size).
+    #[arg(long)]
+    show_secrets: bool,
 }
 
 impl GetArgs {
@@ -46,6 +49,7 @@ impl GetArgs {
             namespace: None,
             all_namespaces: false,
             watch: false,
+            show_secrets: false,
         }
     }
 }
@@ -148,7 +152,7 @@ pub async fn run(server: &str, args: GetArgs) -> Result<()> {
                     table::table(*kind, &objects, format == Format::Wide, args.all_namespaces)
                 );
             }
-            _ => collected.extend(objects),
+            _ => collected.extend(objects.into_iter().map(|o| shown(o, args.show_secrets))),
         }
     }
     match format {
@@ -177,7 +181,7 @@ pub async fn run(server: &str, args: GetArgs) -> Result<()> {
         ),
     }
     if args.watch {
-        watch(&client, kinds[0], &opts, last_rv, format).await?;
+        watch(&client, kinds[0], &opts, last_rv, format, args.show_secrets).await?;
     }
     Ok(())
 }
@@ -188,11 +192,13 @@ async fn watch(
     opts: &ListOptions,
     since: u64,
     format: Format,
+    show_secrets: bool,
 ) -> Result<()> {
     let mut stream = client.watch(kind, opts, Some(since)).await?;
     let mut stdout = std::io::stdout();
     while let Some(ev) = stream.next().await {
-        let ev = ev?;
+        let mut ev = ev?;
+        ev.object = shown(ev.object, show_secrets);
         let line = match format {
             Format::Table | Format::Wide => {
                 let h = table::headers(kind, format == Format::Wide);
@@ -212,4 +218,12 @@ async fn watch(
         stdout.flush()?;
     }
     Ok(())
+}
+
+/// `object` as printed: Secret values redacted unless `--show-secrets`.
+fn shown(mut object: Object, show_secrets: bool) -> Object {
+    if !show_secrets {
+        output::secrets::redact(&mut object);
+    }
+    object
 }

@@ -1,6 +1,7 @@
 //! One module per verb.
 
 pub mod agent;
+pub mod agent_join;
 pub mod api_stream;
 pub mod apply;
 pub mod cert;
@@ -17,6 +18,7 @@ pub mod rollout;
 pub mod scale;
 pub mod server;
 pub mod target;
+pub mod token;
 pub mod top;
 pub mod vm;
 

@@ -7,14 +7,20 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use drover_control_plane::auth::{Auth, Authorizer, TlsFiles, TokenBook, rbac};
+use std::sync::Arc;
+
+use drover_control_plane::auth::join::NodeSigner;
 use drover_control_plane::controllers::ControllerConfig;
 use drover_control_plane::controllers::node_lifecycle::NodeLifecycleConfig;
+use drover_control_plane::encryption::{KeyConfig, SecretEncryption};
 use drover_control_plane::replicated::{self, RaftSettings};
 use drover_control_plane::{Ready, Security, ServerConfig, serve};
 use drover_proto::client::Credentials;
 use tokio::sync::watch;
 
 use super::rollout::parse_duration;
+use crate::pki::Pem;
+use crate::pki::node_signer::CaSigner;
 
 #[derive(Args)]
 pub struct ServerArgs {
@@ -80,6 +86,10 @@ pub struct ServerArgs {
     /// The key of --cert.
     #[arg(long, requires_all = ["ca", "cert"], value_name = "FILE")]
     key: Option<PathBuf>,
+    /// The CA's private key: lets agents join with a token (`drover token
+    /// create`) and get a node certificate signed here.
+    #[arg(long, requires = "ca", value_name = "FILE")]
+    ca_key: Option<PathBuf>,
     /// Bearer tokens, one `token,user,uid,"group1,group2"` a line (Kubernetes' static token file).
     #[arg(long, requires = "ca", value_name = "FILE")]
     token_auth_file: Option<PathBuf>,
@@ -87,6 +97,12 @@ pub struct ServerArgs {
     /// YAML) giving the built-in roles cluster-admin, edit and view to users and groups.
     #[arg(long, requires = "ca", value_name = "FILE")]
     authorization_policy_file: Option<PathBuf>,
+    /// Encrypt Secrets at rest with AES-GCM: an EncryptionConfiguration
+    /// (apiserver.config.k8s.io/v1) whose `aesgcm` provider lists named
+    /// 32-byte base64 keys; the first encrypts, all decrypt. Without it
+    /// Secrets are stored as plaintext.
+    #[arg(long, value_name = "FILE")]
+    encryption_key_file: Option<PathBuf>,
     /// Serve the API and the Raft transport without TLS on addresses other
     /// hosts can reach. Without it, only loopback addresses are accepted:
     /// anyone who reaches an open API can run anything as root on every node.
@@ -133,12 +149,26 @@ fn security(args: &ServerArgs) -> Result<Option<Security>> {
         )?,
         None => vec![],
     };
+    let signer = match &args.ca_key {
+        Some(path) => {
+            let ca_pem = Pem {
+                cert: read(ca)?,
+                key: read(path)?,
+            };
+            let signer = CaSigner::new(ca_pem).with_context(|| {
+                format!("--ca {} with --ca-key {}", ca.display(), path.display())
+            })?;
+            Some(Arc::new(signer) as Arc<dyn NodeSigner>)
+        }
+        None => None,
+    };
     Ok(Some(Security {
         tls,
         auth: Auth {
             tokens,
             authorizer: Authorizer::new(bindings),
         },
+        signer,
     }))
 }
 
@@ -252,6 +282,12 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         data_dir: args.data_dir,
         listen: args.listen,
         history_limit: args.history_limit,
+        encryption: SecretEncryption::new(
+            args.encryption_key_file
+                .as_deref()
+                .map(KeyConfig::load)
+                .transpose()?,
+        ),
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

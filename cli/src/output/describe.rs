@@ -148,6 +148,17 @@ fn body_yaml(out: &mut String, o: &Object) {
     }
 }
 
+/// Type and the size of each value, never the values (as kubectl).
+fn secret_details(out: &mut String, o: &Object) {
+    let type_ = o.body.get("type").and_then(|t| t.as_str());
+    kv(out, "Type", type_.unwrap_or("Opaque"));
+    let _ = writeln!(out, "\nData\n====");
+    for (key, len) in super::secrets::sizes(o) {
+        let _ = writeln!(out, "{key}:  {len} bytes");
+    }
+    let _ = writeln!(out);
+}
+
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
     c.next()
@@ -202,6 +213,7 @@ pub fn describe(kind: Kind, o: &Object, events: &[Object]) -> String {
             &mut out,
             &HorizontalPodAutoscaler::from_object(o).unwrap_or_default(),
         ),
+        Kind::Secret => secret_details(&mut out, o),
         _ => body_yaml(&mut out, o),
     }
     let _ = writeln!(out, "Events:");

@@ -1,6 +1,7 @@
 //! How objects are printed: aligned tables (kubectl's columns), YAML, JSON, names.
 
 pub mod describe;
+pub mod secrets;
 pub mod table;
 
 use anyhow::Result;

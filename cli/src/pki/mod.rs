@@ -3,6 +3,9 @@
 //! the API authenticates (CN = user, O = groups, as Kubernetes reads them).
 //! Pure: PEM in, PEM out; `cmd::cert` does the files.
 
+pub mod ca_hash;
+pub mod node_signer;
+
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -67,6 +70,8 @@ pub enum PkiError {
     Host(String),
     #[error("the CA certificate or key is not usable: {0}")]
     Ca(rcgen::Error),
+    #[error("not a usable certificate signing request: {0}")]
+    Csr(rcgen::Error),
     #[error("cannot make the certificate: {0}")]
     Generate(#[from] rcgen::Error),
 }
@@ -130,8 +135,34 @@ pub fn file_stem(user: &str) -> String {
     user.replace(':', "-")
 }
 
-/// Issues a certificate signed by the CA.
+/// Issues a certificate signed by the CA, with a new key.
 pub fn issue(ca: &Pem, request: &CertRequest) -> Result<Pem, PkiError> {
+    let key = KeyPair::generate()?;
+    Ok(Pem {
+        cert: sign(ca, request, &key)?,
+        key: key.serialize_pem(),
+    })
+}
+
+/// Signs a certificate for the public key of a CSR (a joining agent keeps
+/// its key); the identity is the request's, whatever the CSR's subject says.
+pub fn sign_csr(ca: &Pem, request: &CertRequest, csr_pem: &str) -> Result<String, PkiError> {
+    let csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem).map_err(PkiError::Csr)?;
+    sign(ca, request, &csr.public_key)
+}
+
+/// A new key pair and a CSR for it (the subject is left to the signer).
+pub fn new_csr() -> Result<(String, String), PkiError> {
+    let key = KeyPair::generate()?;
+    let csr = CertificateParams::default().serialize_request(&key)?;
+    Ok((csr.pem()?, key.serialize_pem()))
+}
+
+fn sign(
+    ca: &Pem,
+    request: &CertRequest,
+    public_key: &impl rcgen::PublicKeyData,
+) -> Result<String, PkiError> {
     let (user, groups) = subject(request)?;
     let ca_key = KeyPair::from_pem(&ca.key).map_err(PkiError::Ca)?;
     let issuer = Issuer::from_ca_cert_pem(&ca.cert, ca_key).map_err(PkiError::Ca)?;
@@ -175,12 +206,7 @@ pub fn issue(ca: &Pem, request: &CertRequest) -> Result<Pem, PkiError> {
             }
         }
     }
-    let key = KeyPair::generate()?;
-    let cert = params.signed_by(&key, &issuer)?;
-    Ok(Pem {
-        cert: cert.pem(),
-        key: key.serialize_pem(),
-    })
+    Ok(params.signed_by(public_key, &issuer)?.pem())
 }
 
 fn san(host: &str) -> Result<SanType, PkiError> {
@@ -242,6 +268,15 @@ mod tests {
         assert!(matches!(
             issue(&ca, &request(CertKind::Server, "api")).map(|_| ()),
             Ok(())
+        ));
+        let (csr, key) = new_csr().unwrap();
+        let signed = sign_csr(&ca, &request(CertKind::Agent, "web-2"), &csr).unwrap();
+        let id = Identity::from_certificate_pem(signed.as_bytes()).unwrap();
+        assert_eq!(id.node_name(), Some("web-2"));
+        assert!(KeyPair::from_pem(&key).is_ok());
+        assert!(matches!(
+            sign_csr(&ca, &request(CertKind::Agent, "x"), "junk"),
+            Err(PkiError::Csr(_))
         ));
         let mut bad = request(CertKind::Server, "api");
         bad.hosts = vec!["not a host".into()];

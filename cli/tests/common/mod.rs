@@ -127,6 +127,28 @@ pub fn fails(o: Output) -> String {
     stderr(&o)
 }
 
+/// Runs `drover ARGS` with the client config at `config`.
+pub fn drover_as(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(drover_bin())
+        .args(args)
+        .env("DROVER_CONFIG", config)
+        .env_remove("DROVER_SERVER")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn drover");
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes()).expect("stdin");
+    }
+    child.wait_with_output().expect("drover output")
+}
+
 /// Polls `f` until it returns Some, or panics after `timeout`.
 pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;

@@ -11,6 +11,7 @@ use drover_proto::{Kind, Object};
 use crate::auth::node_restriction::check_node_write;
 use crate::auth::{Attributes, Auth, AuthError};
 use crate::command::{ApplyError, Command, Propagation};
+use crate::encryption::{EncryptionError, SecretEncryption};
 use crate::store::{Store, StoreError, WatchFilter};
 use drover_proto::identity::Identity;
 
@@ -27,6 +28,9 @@ pub enum ErrorCode {
     Unauthenticated,
     /// Known caller, not allowed by any role bound to it.
     Forbidden,
+    /// The server cannot serve a stored object (a Secret sealed with a key
+    /// it no longer has).
+    Internal,
 }
 
 /// An API error with a message for the user.
@@ -55,6 +59,7 @@ impl ApiError {
             ErrorCode::Unavailable => "Unavailable",
             ErrorCode::Unauthenticated => "Unauthorized",
             ErrorCode::Forbidden => "Forbidden",
+            ErrorCode::Internal => "InternalError",
         }
     }
 }
@@ -70,6 +75,15 @@ impl From<StoreError> for ApiError {
         };
         ApiError {
             code,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<EncryptionError> for ApiError {
+    fn from(e: EncryptionError) -> ApiError {
+        ApiError {
+            code: ErrorCode::Internal,
             message: e.to_string(),
         }
     }
@@ -103,6 +117,8 @@ pub struct ApiCore {
     pub metrics: crate::resource_metrics::MetricsSource,
     /// How this server reaches agents (logs, exec, metrics).
     pub agents: crate::node_proxy::Agents,
+    /// How Secrets are stored: sealed before every command, opened on every read.
+    pub at_rest: Arc<SecretEncryption>,
 }
 
 impl From<AuthError> for ApiError {
@@ -155,6 +171,7 @@ impl ApiCore {
             auth,
             metrics: Default::default(),
             agents: Default::default(),
+            at_rest: Default::default(),
         }
     }
 
@@ -251,8 +268,9 @@ impl ApiCore {
             if dry_run {
                 return Ok((Arc::new(obj), admitted.warnings));
             }
-            let stored = self.store.propose(Command::Create { object: obj }).await?;
-            Ok((stored, admitted.warnings))
+            let object = self.at_rest.seal(obj);
+            let stored = self.store.propose(Command::Create { object }).await?;
+            Ok((self.at_rest.open(stored)?, admitted.warnings))
         }
         .await;
         observe("create", &kind_label, start, &r);
@@ -276,11 +294,11 @@ impl ApiCore {
             let stored = self
                 .store
                 .propose(Command::Update {
-                    object: admitted.object,
+                    object: self.at_rest.seal(admitted.object),
                     precondition,
                 })
                 .await?;
-            Ok((stored, admitted.warnings))
+            Ok((self.at_rest.open(stored)?, admitted.warnings))
         }
         .await;
         observe("update", &kind_label, start, &r);
@@ -294,13 +312,14 @@ impl ApiCore {
         let r = async {
             let precondition = revision_precondition(&object)?;
             let admitted = admit(object)?;
-            Ok(self
+            let stored = self
                 .store
                 .propose(Command::UpdateStatus {
-                    object: admitted.object,
+                    object: self.at_rest.seal(admitted.object),
                     precondition,
                 })
-                .await?)
+                .await?;
+            Ok(self.at_rest.open(stored)?)
         }
         .await;
         observe("update_status", &kind_label, start, &r);
@@ -315,7 +334,8 @@ impl ApiCore {
             .ok_or_else(|| ApiError {
                 code: ErrorCode::NotFound,
                 message: format!("{} \"{name}\" not found", kind.plural()),
-            });
+            })
+            .and_then(|o| Ok(self.at_rest.open(o)?));
         observe("get", kind.name(), start, &r);
         r
     }
@@ -328,8 +348,11 @@ impl ApiCore {
         fields: &str,
     ) -> Result<(Vec<Arc<Object>>, u64), ApiError> {
         let start = Instant::now();
-        let r =
-            parse_selectors(labels, fields).map(|(l, f)| self.store.list(kind, namespace, &l, &f));
+        let r = parse_selectors(labels, fields).and_then(|(l, f)| {
+            let (objects, revision) = self.store.list(kind, namespace, &l, &f);
+            let opened = objects.into_iter().map(|o| self.at_rest.open(o));
+            Ok((opened.collect::<Result<_, _>>()?, revision))
+        });
         observe("list", kind.name(), start, &r);
         r
     }
@@ -355,7 +378,7 @@ impl ApiCore {
             } else {
                 ""
             };
-            Ok(self
+            let deleted = self
                 .store
                 .propose(Command::Delete {
                     kind,
@@ -366,7 +389,8 @@ impl ApiCore {
                     grace_period_seconds,
                     now: now_seconds(),
                 })
-                .await?)
+                .await?;
+            Ok(self.at_rest.open(deleted)?)
         }
         .await;
         observe("delete", kind.name(), start, &r);
@@ -381,7 +405,7 @@ impl ApiCore {
         labels: &str,
         fields: &str,
         since: Option<u64>,
-    ) -> Result<crate::store::watch::Watch, ApiError> {
+    ) -> Result<OpenedWatch, ApiError> {
         let (labels, fields) = parse_selectors(labels, fields)?;
         let filter = WatchFilter {
             kind,
@@ -391,9 +415,39 @@ impl ApiCore {
         };
         metrics::counter!("drover_api_requests_total", "verb" => "watch", "kind" => kind.name(), "code" => "OK")
             .increment(1);
-        self.store.watch(filter, since).map_err(|e| ApiError {
+        let watch = self.store.watch(filter, since).map_err(|e| ApiError {
             code: ErrorCode::Gone,
             message: e.to_string(),
+        })?;
+        Ok(OpenedWatch {
+            watch,
+            at_rest: self.at_rest.clone(),
+        })
+    }
+}
+
+/// A watch whose Secrets arrive opened, as every other read returns them.
+pub struct OpenedWatch {
+    watch: crate::store::watch::Watch,
+    at_rest: Arc<SecretEncryption>,
+}
+
+impl OpenedWatch {
+    /// The next event; an error when the history it needs was compacted or
+    /// a Secret cannot be opened.
+    pub async fn next(&mut self) -> Option<Result<crate::store::WatchItem, ApiError>> {
+        let item = match self.watch.next().await? {
+            Ok(item) => item,
+            Err(too_old) => {
+                return Some(Err(ApiError {
+                    code: ErrorCode::Gone,
+                    message: too_old.to_string(),
+                }));
+            }
+        };
+        Some(match self.at_rest.open(item.object.clone()) {
+            Ok(object) => Ok(crate::store::WatchItem { object, ..item }),
+            Err(e) => Err(e.into()),
         })
     }
 }

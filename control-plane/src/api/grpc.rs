@@ -18,6 +18,7 @@ impl From<ApiError> for Status {
             ErrorCode::Invalid => Status::invalid_argument(e.message),
             ErrorCode::Gone => Status::out_of_range(e.message),
             ErrorCode::Unavailable => Status::unavailable(e.message),
+            ErrorCode::Internal => Status::internal(e.message),
             ErrorCode::Unauthenticated => Status::unauthenticated(e.message),
             ErrorCode::Forbidden => Status::permission_denied(e.message),
         }
@@ -176,7 +177,8 @@ impl pb::api_server::Api for ApiCore {
                         object: i.object.to_json(),
                         resource_version: i.revision,
                     }),
-                    Err(e) => Err(Status::out_of_range(e.to_string())),
+                    // Gone (relist) as OUT_OF_RANGE; a Secret that cannot be opened as INTERNAL.
+                    Err(e) => Err(Status::from(e)),
                 };
                 let stop = msg.is_err();
                 if tx.send(msg).await.is_err() || stop {

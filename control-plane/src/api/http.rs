@@ -66,6 +66,7 @@ pub fn status_code(code: ErrorCode) -> StatusCode {
         ErrorCode::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::Gone => StatusCode::GONE,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -301,7 +302,11 @@ async fn dispatch(
                             let line = match item {
                                 Ok(i) => json!({"type": i.type_, "object": i.object.to_value()}),
                                 Err(e) => {
-                                    json!({"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired", "message": e.to_string()}})
+                                    let (code, reason) = match e.code {
+                                        super::ErrorCode::Gone => (410, "Expired"),
+                                        _ => (500, e.label()),
+                                    };
+                                    json!({"type": "ERROR", "object": {"kind": "Status", "code": code, "reason": reason, "message": e.message}})
                                 }
                             };
                             let mut bytes = line.to_string().into_bytes();

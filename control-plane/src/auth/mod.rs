@@ -2,6 +2,7 @@
 //! certificate (CN = user, O = groups) or bearer token, and RBAC. Off when
 //! the server runs without TLS (loopback only; see `drover server`).
 
+pub mod join;
 pub mod listener;
 pub mod login;
 pub mod node_restriction;
@@ -31,7 +32,10 @@ pub struct Auth {
 /// Routes anyone may call: load balancers and kubelets-style probes have
 /// no credentials (Kubernetes leaves them to `system:unauthenticated` too).
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/livez" | "/ui/login")
+    matches!(
+        path,
+        "/healthz" | "/readyz" | "/livez" | "/ui/login" | join::CA_PATH | join::JOIN_PATH
+    )
 }
 
 /// `Authorization: Bearer T`, else the dashboard's session cookie.

@@ -74,6 +74,7 @@ pub async fn run(args: DevArgs, client_config: Option<PathBuf>) -> Result<()> {
         history_limit: 100_000,
         raft: None,
         security: Some(security.clone()),
+        encryption: pki.encryption()?,
     };
     let mut server_quit = quit_rx.clone();
     let server = tokio::spawn(serve(

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use drover_control_plane::Security;
 use drover_control_plane::auth::{Auth, Authorizer, TlsFiles, TokenBook};
+use drover_control_plane::encryption::{KeyConfig, SecretEncryption};
 use drover_proto::client::Credentials;
 use drover_proto::identity::MASTERS_GROUP;
 use time::OffsetDateTime;
@@ -23,6 +24,8 @@ use crate::pki::{CertKind, CertRequest};
 const CONTEXT: &str = "drover-dev";
 /// The admin's token (for the dashboard), in the static token format.
 const TOKENS: &str = "tokens.csv";
+/// The key file Secrets are encrypted with (`--encryption-key-file`'s format).
+const ENCRYPTION_KEYS: &str = "encryption.yaml";
 
 /// 128 random bits, hex.
 fn random_token() -> Result<String> {
@@ -90,7 +93,21 @@ impl DevPki {
             let line = format!("{},admin,admin,\"{MASTERS_GROUP}\"\n", random_token()?);
             write_private(&tokens, &line)?;
         }
+        let keys = pki.path(ENCRYPTION_KEYS);
+        if !keys.exists() {
+            write_private(
+                &keys,
+                &drover_control_plane::encryption::key_file::generate("dev1"),
+            )?;
+        }
         Ok(pki)
+    }
+
+    /// Secrets are encrypted at rest with the key made on first start.
+    pub fn encryption(&self) -> Result<SecretEncryption> {
+        Ok(SecretEncryption::new(Some(KeyConfig::load(
+            &self.path(ENCRYPTION_KEYS),
+        )?)))
     }
 
     /// The admin's dashboard login: the browser keeps the token in a cookie.
@@ -122,6 +139,7 @@ impl DevPki {
                 tokens: TokenBook::parse(&text, &tokens_path.display().to_string())?,
                 authorizer: Authorizer::new(vec![]),
             },
+            signer: None,
         })
     }
 

@@ -3,6 +3,8 @@
 //! a client certificate when there is one. The CLI dials the API server
 //! this way; the API server dials agents.
 
+mod unverified;
+
 use std::sync::Arc;
 use std::time::Duration;
 
