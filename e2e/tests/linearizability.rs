@@ -123,8 +123,8 @@ fn run_one(seed: u64, run_for: Duration) -> Summary {
     }
     let final_client = KEYS * CLIENTS_PER_KEY;
     for (k, key) in keys.iter().enumerate() {
-        for api in &apis {
-            let read = read_eventually(api, key, final_client, clock);
+        for (i, api) in apis.iter().enumerate() {
+            let read = read_eventually(api, i as u64 + 1, key, final_client, clock);
             histories[k].push(read);
         }
     }
@@ -134,7 +134,10 @@ fn run_one(seed: u64, run_for: Duration) -> Summary {
     for (key, history) in keys.iter().zip(&histories) {
         match check(INITIAL, history) {
             Verdict::Linearizable => {}
-            other => violations.push(format!("{key}: {other}")),
+            other => {
+                let dump = dump_history(seed, key, history, &faults);
+                violations.push(format!("{key}: {other}; history in {}", dump.display()));
+            }
         }
     }
     let all: Vec<&Entry> = histories.iter().flatten().collect();
@@ -162,12 +165,28 @@ fn run_one(seed: u64, run_for: Duration) -> Summary {
     summary
 }
 
+/// Writes a key's history in invocation order (and the faults) to a file
+/// that outlives the run, for whoever debugs the violation.
+fn dump_history(seed: u64, key: &str, history: &[Entry], faults: &[String]) -> std::path::PathBuf {
+    let mut sorted: Vec<&Entry> = history.iter().collect();
+    sorted.sort_by_key(|e| e.invoked);
+    let mut text = format!("seed {seed}, key {key}\nfaults: {}\n", faults.join("; "));
+    for e in sorted {
+        text += &format!("{e}\n");
+    }
+    let path = std::env::temp_dir().join(format!("drover-linearizability-{seed}-{key}.txt"));
+    if let Err(e) = std::fs::write(&path, text) {
+        eprintln!("could not write {}: {e}", path.display());
+    }
+    path
+}
+
 /// The final read through `api`: retried until the member answers (it may
 /// still be catching up after a restart).
-fn read_eventually(api: &str, key: &str, client: usize, clock: Instant) -> Entry {
+fn read_eventually(api: &str, id: u64, key: &str, client: usize, clock: Instant) -> Entry {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let entry = clients::read_entry(api, key, client, clock);
+        let entry = clients::read_entry(api, id, key, client, clock);
         if entry.outcome != Outcome::Unknown || Instant::now() > deadline {
             return entry;
         }

@@ -7,6 +7,7 @@ use crate::linearizability::history::{Entry, INITIAL, Op, Outcome};
 fn e(client: usize, op: Op, outcome: Outcome, from: u64, to: Option<u64>) -> Entry {
     Entry {
         client,
+        member: 1,
         op,
         outcome,
         invoked: Duration::from_millis(from),

@@ -79,17 +79,18 @@ pub fn create_keys(member: &str, keys: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// A read of `key` on `member`, recorded like any other (for the final
-/// reads after the faults are healed).
-pub fn read_entry(member: &str, key: &str, client: usize, clock: Instant) -> Entry {
+/// A read of `key` on member `id` at `api`, recorded like any other (for
+/// the final reads after the faults are healed).
+pub fn read_entry(api: &str, id: u64, key: &str, client: usize, clock: Instant) -> Entry {
     let invoked = clock.elapsed();
-    let outcome = match read(member, key) {
+    let outcome = match read(api, key) {
         Some((value, _)) => Outcome::Read(value),
         None => Outcome::Unknown,
     };
     let completed = (outcome != Outcome::Unknown).then(|| clock.elapsed());
     Entry {
         client,
+        member: id,
         op: Op::Read,
         outcome,
         invoked,
@@ -123,7 +124,8 @@ impl Client {
     }
 
     fn one(&mut self) -> Entry {
-        let member = self.members[self.rng.usize(0..self.members.len())].clone();
+        let index = self.rng.usize(0..self.members.len());
+        let member = self.members[index].clone();
         let op = match (self.rng.u8(0..10), &self.last_seen) {
             (0..4, _) | (_, None) => Op::Read,
             (4..7, _) => Op::Write(self.next_value()),
@@ -154,6 +156,7 @@ impl Client {
         }
         Entry {
             client: self.id,
+            member: index as u64 + 1,
             op,
             outcome,
             invoked,

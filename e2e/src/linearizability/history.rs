@@ -41,6 +41,8 @@ pub enum Outcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub client: usize,
+    /// The member (id) the request went to.
+    pub member: u64,
     pub op: Op,
     pub outcome: Outcome,
     /// Since the run's start, taken before the request was sent.
@@ -99,8 +101,9 @@ impl fmt::Display for Entry {
         };
         write!(
             f,
-            "client {}: {op} → {outcome} (invoked {:.3}s, completed {done})",
+            "client {} via member {}: {op} → {outcome} (invoked {:.3}s, completed {done})",
             self.client,
+            self.member,
             self.invoked.as_secs_f64()
         )
     }
