@@ -11,12 +11,11 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::vm::{BOOT, VmNode, curl, monitors_under, skip_reason, vm_pod};
+use common::vm::{BOOT, VmNode, curl, delete_all, monitors_under, skip_reason, vm_pod};
 use common::{eventually, ok};
-use drover_proto::client::{Client, DeleteOptions};
+use drover_proto::Resource;
 use drover_proto::types::pod::RestartPolicy;
 use drover_proto::types::{Node, Pod};
-use drover_proto::{Kind, Resource};
 
 #[test]
 fn vm_pods_serve_log_report_exits_and_clean_up() {
@@ -25,12 +24,9 @@ fn vm_pods_serve_log_report_exits_and_clean_up() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut host = VmNode::prepare(dir.path());
-    host.start_agent();
+    let (mut host, rt, client) = VmNode::running(dir.path());
     let (server, net, data) = (&host.server, &host.net, host.data.clone());
     let data_arg = data.to_str().expect("utf-8");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let client = rt.block_on(Client::connect(&server.url)).expect("connect");
 
     // The Node offers vm and says which engine runs it.
     let node: Node = rt.block_on(client.get_as("", "n1")).expect("node");
@@ -143,16 +139,7 @@ fn vm_pods_serve_log_report_exits_and_clean_up() {
             p.metadata.uid.unwrap_or_default()
         })
         .collect();
-    for name in ["web-vm", "exit-3", "tiny"] {
-        rt.block_on(client.delete(Kind::Pod, "default", name, &DeleteOptions::default()))
-            .expect("delete");
-    }
-    eventually(BOOT, || {
-        let left = rt
-            .block_on(client.list(Kind::Pod, &Default::default()))
-            .ok()?;
-        left.0.is_empty().then_some(())
-    });
+    delete_all(&rt, &client, &["web-vm", "exit-3", "tiny"]);
     let links = Command::new("ip")
         .args(["-o", "link"])
         .output()

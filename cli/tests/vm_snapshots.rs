@@ -10,12 +10,12 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::vm::{BOOT, VmNode, curl, monitors_under, skip_reason, vm_pod};
+use common::vm::{BOOT, VmNode, curl, delete_all, monitors_under, skip_reason, vm_pod};
 use common::{eventually, ok};
-use drover_proto::client::{Client, DeleteOptions};
+use drover_proto::Resource;
+use drover_proto::client::Client;
 use drover_proto::types::Pod;
 use drover_proto::types::pod::RestartPolicy;
-use drover_proto::{Kind, Resource};
 
 /// httpd serving a token made at boot: a booted VM makes another one.
 const SERVE_TOKEN: &[&str] = &[
@@ -68,11 +68,8 @@ fn snapshots_restore_on_a_new_address_and_bad_ones_are_refused() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut host = VmNode::prepare(dir.path());
-    host.start_agent();
+    let (host, rt, client) = VmNode::running(dir.path());
     let server = &host.server;
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let client = rt.block_on(Client::connect(&server.url)).expect("connect");
 
     let (ip, token, boot) = create_and_time(&rt, &client, &serving_pod("web", None));
 
@@ -151,16 +148,7 @@ fn snapshots_restore_on_a_new_address_and_bad_ones_are_refused() {
     }
 
     let names = ["web", "web-restored", "corrupt", "missing", "big"];
-    for name in names {
-        rt.block_on(client.delete(Kind::Pod, "default", name, &DeleteOptions::default()))
-            .expect("delete");
-    }
-    eventually(BOOT, || {
-        let left = rt
-            .block_on(client.list(Kind::Pod, &Default::default()))
-            .ok()?;
-        left.0.is_empty().then_some(())
-    });
+    delete_all(&rt, &client, &names);
     let data_arg = host.data.to_str().expect("utf-8");
     assert_eq!(
         monitors_under(data_arg),

@@ -37,7 +37,7 @@ fn main() -> ExitCode {
 }
 
 fn run(rounds: usize) -> Result<(), String> {
-    let Some(node) = vm_node::setup("dvsnap")? else {
+    let Some(node) = vm_node::setup("dvbsnap")? else {
         return Ok(());
     };
     if node.engine == Engine::Kvm {

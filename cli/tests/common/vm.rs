@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use drover_proto::Kind;
+use drover_proto::client::{Client, DeleteOptions};
 use drover_proto::types::Pod;
 use drover_proto::types::pod::{Container, RestartPolicy, Runtime};
 
@@ -81,6 +83,20 @@ pub fn curl(url: &str) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Deletes pods `names` of namespace default and waits until no pod is left.
+pub fn delete_all(rt: &tokio::runtime::Runtime, client: &Client, names: &[&str]) {
+    for name in names {
+        rt.block_on(client.delete(Kind::Pod, "default", name, &DeleteOptions::default()))
+            .expect("delete");
+    }
+    super::eventually(BOOT, || {
+        let left = rt
+            .block_on(client.list(Kind::Pod, &Default::default()))
+            .ok()?;
+        left.0.is_empty().then_some(())
+    });
 }
 
 /// Monitor processes whose command line mentions `needle`.
@@ -184,6 +200,18 @@ impl VmNode {
             data,
             args,
         }
+    }
+
+    /// [`VmNode::prepare`] with the agent running, an async runtime and
+    /// a client of the server.
+    pub fn running(dir: &Path) -> (VmNode, tokio::runtime::Runtime, Client) {
+        let mut node = VmNode::prepare(dir);
+        node.start_agent();
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let client = rt
+            .block_on(Client::connect(&node.server.url))
+            .expect("connect");
+        (node, rt, client)
     }
 
     /// (Re)starts the agent of node n1.
