@@ -12,7 +12,14 @@ fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let src = Path::new("init/src");
-    for f in ["lib.rs", "main.rs", "sys.rs", "config.rs", "console.rs"] {
+    for f in [
+        "lib.rs",
+        "main.rs",
+        "sys.rs",
+        "config.rs",
+        "console.rs",
+        "readdress.rs",
+    ] {
         println!("cargo:rerun-if-changed=init/src/{f}");
     }
     let target = out.join("drover-init");

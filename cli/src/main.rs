@@ -136,13 +136,12 @@ fn resolve_target(cli: &Cli) -> Result<config::Target, config::ConfigError> {
 /// Commands that run a server or act on this machine alone ignore a
 /// broken client config.
 fn talks_to_a_server(command: &Command) -> bool {
+    if let Command::Vm(a) = command {
+        return cmd::vm::talks_to_a_server(a);
+    }
     !matches!(
         command,
-        Command::Server(_)
-            | Command::Dev(_)
-            | Command::Cert(_)
-            | Command::Image(_)
-            | Command::Vm(_)
+        Command::Server(_) | Command::Dev(_) | Command::Cert(_) | Command::Image(_)
     )
 }
 
@@ -196,7 +195,7 @@ fn main() -> ExitCode {
             Command::Dev(a) => cmd::dev::run(a, config_flag).await,
             Command::Agent(a) => cmd::agent::run(&server, a).await,
             Command::Image(a) => cmd::image::run(a).await,
-            Command::Vm(a) => cmd::vm::run(a),
+            Command::Vm(a) => cmd::vm::run(&server, a).await,
             Command::Logs(a) => cmd::logs::run(&server, a).await,
             Command::Top(a) => cmd::top::run(&server, a).await,
             Command::Exec(a) => match cmd::exec::run(&server, a).await {

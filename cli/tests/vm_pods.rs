@@ -8,129 +8,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::pod_net::PodNet;
-use common::{AgentProcess, Server, eventually, ok};
-use drover_proto::client::{Client, DeleteOptions};
-use drover_proto::types::pod::{Container, RestartPolicy, Runtime};
+use common::vm::{BOOT, VmNode, curl, delete_all, monitors_under, skip_reason, vm_pod};
+use common::{eventually, ok};
+use drover_proto::Resource;
+use drover_proto::types::pod::RestartPolicy;
 use drover_proto::types::{Node, Pod};
-use drover_proto::{Kind, Resource};
-
-/// TCG boots take seconds, more on a busy machine.
-const BOOT: Duration = Duration::from_secs(120);
-
-fn kernel() -> PathBuf {
-    std::env::var_os("DROVER_VM_KERNEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/drover/kernel/vmlinuz"))
-}
-
-fn skip_reason() -> Option<String> {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !root {
-        return Some("the real agent needs root".into());
-    }
-    if !Path::new("/bin/busybox").exists() {
-        return Some("/bin/busybox missing (apt-get install busybox-static)".into());
-    }
-    if Command::new("nft").arg("--version").output().is_err() {
-        return Some("nft missing (apt-get install nftables)".into());
-    }
-    if Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        return Some("qemu-system-x86_64 missing (apt-get install qemu-system-x86)".into());
-    }
-    if !kernel().exists() {
-        return Some(format!(
-            "no guest kernel at {} (drover vm install-kernel, or set DROVER_VM_KERNEL)",
-            kernel().display()
-        ));
-    }
-    if !Path::new("/dev/net/tun").exists() {
-        return Some("/dev/net/tun missing".into());
-    }
-    None
-}
-
-fn vm_pod(name: &str, command: &[&str], restart: RestartPolicy) -> Pod {
-    let mut pod = Pod::default();
-    pod.metadata.name = name.into();
-    pod.metadata.namespace = Some("default".into());
-    pod.spec.node_name = Some("n1".into());
-    pod.spec.runtime = Runtime::Vm;
-    pod.spec.restart_policy = restart;
-    pod.spec.termination_grace_period_seconds = 10;
-    pod.spec.containers = vec![Container {
-        name: "c".into(),
-        image: "example/busybox:1".into(),
-        command: command.iter().map(|s| s.to_string()).collect(),
-        ..Container::default()
-    }];
-    pod
-}
-
-fn curl(url: &str) -> Option<String> {
-    let out = Command::new("curl")
-        .args(["-sf", "--max-time", "2", url])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Monitor processes whose command line mentions `needle`.
-fn monitors_under(needle: &str) -> Vec<String> {
-    let mut found = vec![];
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if text.contains("qemu-system") && text.contains(needle) {
-            found.push(text);
-        }
-    }
-    found
-}
-
-/// Kills the test's monitors and removes its taps even when the test
-/// fails midway (declared after the PodNet, so it runs before the bridge
-/// goes).
-struct VmCleanup {
-    data_dir: String,
-    bridge: String,
-}
-
-impl Drop for VmCleanup {
-    fn drop(&mut self) {
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            let text = String::from_utf8_lossy(&cmdline);
-            if text.contains("qemu-system") && text.contains(&self.data_dir) {
-                let _ = Command::new("kill").arg("-9").arg(e.file_name()).status();
-            }
-        }
-        let out = Command::new("ip")
-            .args(["-o", "link", "show", "master", &self.bridge])
-            .output();
-        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-        for line in text.unwrap_or_default().lines() {
-            if let Some(name) = line.split(": ").nth(1).and_then(|n| n.split('@').next())
-                && name.starts_with("tap")
-            {
-                let _ = Command::new("ip").args(["link", "del", name]).status();
-            }
-        }
-    }
-}
 
 #[test]
 fn vm_pods_serve_log_report_exits_and_clean_up() {
@@ -139,50 +24,9 @@ fn vm_pods_serve_log_report_exits_and_clean_up() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let layout = dir.path().join("layout");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/build-busybox.sh");
-    let built = Command::new("sh").arg(&script).arg(&layout).status();
-    assert!(built.is_ok_and(|s| s.success()), "build-busybox.sh failed");
-    let data = dir.path().join("agent");
+    let (mut host, rt, client) = VmNode::running(dir.path());
+    let (server, net, data) = (&host.server, &host.net, host.data.clone());
     let data_arg = data.to_str().expect("utf-8");
-    let server = Server::start(&dir.path().join("server"));
-    ok(server.drover(&[
-        "image",
-        "import",
-        layout.to_str().expect("utf-8"),
-        "--data-dir",
-        data_arg,
-    ]));
-    let net = PodNet::unique();
-    let [b, bridge, c, cidr] = net.args();
-    let _cleanup = VmCleanup {
-        data_dir: data_arg.to_string(),
-        bridge: net.bridge.clone(),
-    };
-    let kernel = kernel();
-    let kernel_arg = kernel.to_str().expect("utf-8");
-    let args = [
-        "--node-name",
-        "n1",
-        "--data-dir",
-        data_arg,
-        "--logs-listen",
-        "127.0.0.1:0",
-        "--vm-kernel",
-        kernel_arg,
-        b,
-        bridge,
-        c,
-        cidr,
-    ];
-    let mut agent = AgentProcess::start(
-        &server.url,
-        &args,
-        "registered node n1",
-        Duration::from_secs(30),
-    );
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let client = rt.block_on(Client::connect(&server.url)).expect("connect");
 
     // The Node offers vm and says which engine runs it.
     let node: Node = rt.block_on(client.get_as("", "n1")).expect("node");
@@ -225,14 +69,8 @@ fn vm_pods_serve_log_report_exits_and_clean_up() {
 
     // The VM runs under its shim: an agent restart leaves it serving and
     // the new agent adopts it.
-    agent.kill9();
-    drop(agent);
-    let agent = AgentProcess::start(
-        &server.url,
-        &args,
-        "registered node n1",
-        Duration::from_secs(30),
-    );
+    host.start_agent();
+    let server = &host.server;
     assert!(curl(&url).is_some_and(|t| t.contains("Hello")));
 
     // A command's exit code comes back through drover-init's console
@@ -301,16 +139,7 @@ fn vm_pods_serve_log_report_exits_and_clean_up() {
             p.metadata.uid.unwrap_or_default()
         })
         .collect();
-    for name in ["web-vm", "exit-3", "tiny"] {
-        rt.block_on(client.delete(Kind::Pod, "default", name, &DeleteOptions::default()))
-            .expect("delete");
-    }
-    eventually(BOOT, || {
-        let left = rt
-            .block_on(client.list(Kind::Pod, &Default::default()))
-            .ok()?;
-        left.0.is_empty().then_some(())
-    });
+    delete_all(&rt, &client, &["web-vm", "exit-3", "tiny"]);
     let links = Command::new("ip")
         .args(["-o", "link"])
         .output()
@@ -334,5 +163,4 @@ fn vm_pods_serve_log_report_exits_and_clean_up() {
         "monitors left"
     );
     assert!(curl(&url).is_none(), "the address still answers");
-    drop(agent);
 }

@@ -140,6 +140,7 @@ impl Env {
             log_max_files: 1,
             default_grace: Duration::from_secs(10),
             cgroup: PathBuf::from(format!("{CGROUP_PARENT}/{id}")),
+            restore: None,
         };
         let config = prepare::prepare(&self.host, &run).expect("prepare");
         let shim = self

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod pod_net;
+pub mod vm;
 
 pub fn drover_bin() -> &'static str {
     env!("CARGO_BIN_EXE_drover")

@@ -33,6 +33,10 @@ pub fn router(core: ApiCore) -> Router {
             "/api/v1/namespaces/{namespace}/pods/{name}/exec",
             axum::routing::post(crate::node_proxy::exec::handle),
         )
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{name}/snapshot",
+            axum::routing::post(crate::node_proxy::snapshot::handle),
+        )
         .route("/api/{*rest}", any(core_group))
         .route("/apis/{*rest}", any(named_group))
         .with_state(core)

@@ -1,5 +1,6 @@
-//! The API server's way to the agents' port: pod logs and exec proxied
-//! for users after RBAC (`logs`, `exec`), the dashboard's logs, and the
+//! The API server's way to the agents' port: pod logs, exec and VM
+//! snapshots proxied for users after RBAC (`logs`, `exec`, `snapshot`),
+//! the dashboard's logs, and the
 //! metrics scrape. With TLS the server presents its own certificate (group
 //! `drover:control-plane`, the only one agents admit) and accepts an
 //! agent's certificate only from the cluster CA and for the node it meant
@@ -8,6 +9,7 @@
 
 pub mod exec;
 pub mod logs;
+pub mod snapshot;
 
 use drover_proto::client::Credentials;
 use drover_proto::dial::{Conn, DialError, Dialer, read_head};
@@ -49,6 +51,7 @@ impl From<AgentRequestError> for ApiError {
         let code = match &e {
             AgentRequestError::Refused { status: 404, .. } => ErrorCode::NotFound,
             AgentRequestError::Refused { status: 400, .. } => ErrorCode::Invalid,
+            AgentRequestError::Refused { status: 409, .. } => ErrorCode::AlreadyExists,
             _ => ErrorCode::Unavailable,
         };
         ApiError {

@@ -1,7 +1,8 @@
 //! `drover-init`: PID 1 of a VM pod. Mounts the kernel file systems,
 //! loads the virtio modules, configures eth0 from the kernel command line,
 //! runs the workload from `/drover/config` with its output on the console,
-//! forwards a stop request from the host as SIGTERM, prints the exit code
+//! forwards a stop request from the host as SIGTERM (and a readdress
+//! line, after a restore, to eth0), prints the exit code
 //! and reboots (the monitor exits on reboot).
 //!
 //! Built by the node agent's build script with plain `rustc` and
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use drover_init::config::{self, GuestConfig, NetConfig};
 use drover_init::console;
+use drover_init::readdress::{self, Readdress};
 
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
@@ -91,13 +93,30 @@ fn run() -> Result<i32, String> {
         for line in stdin.lock().lines() {
             match line {
                 Ok(l) if l.trim_end() == console::STOP => sys::terminate(pid),
-                Ok(_) => {}
+                Ok(l) => {
+                    if let Some(r) = Readdress::parse(&l) {
+                        match r.and_then(readdress) {
+                            Ok(()) => say(readdress::DONE),
+                            Err(e) => say(&format!("drover-init: readdress failed: {e}")),
+                        }
+                    }
+                }
                 Err(_) => break,
             }
         }
     });
     // As PID 1 we reap every orphan; the workload's status is the answer.
     Ok(sys::reap_until(pid))
+}
+
+/// Moves eth0 to the address of a restored pod: MAC, address, route.
+fn readdress(r: Readdress) -> Result<(), String> {
+    sys::set_mac("eth0", r.mac)?;
+    sys::interface_up("eth0", Some((r.net.ip, r.net.netmask())))?;
+    match r.net.gateway {
+        Some(gw) => sys::ensure_default_route(gw),
+        None => Ok(()),
+    }
 }
 
 fn load_modules() -> Result<(), String> {

@@ -39,6 +39,8 @@ const SIOCSIFFLAGS: c_ulong = 0x8914;
 const SIOCSIFADDR: c_ulong = 0x8916;
 const SIOCSIFNETMASK: c_ulong = 0x891c;
 const SIOCADDRT: c_ulong = 0x890b;
+const SIOCSIFHWADDR: c_ulong = 0x8924;
+const ARPHRD_ETHER: u16 = 1;
 const IFF_UP: i16 = 1;
 const RTF_UP: u16 = 1;
 const RTF_GATEWAY: u16 = 2;
@@ -111,8 +113,17 @@ impl SockaddrIn {
 #[repr(C)]
 union IfreqData {
     addr: SockaddrIn,
+    /// `struct sockaddr` with the hardware address in `sa_data`.
+    hwaddr: Hwaddr,
     flags: i16,
     pad: [u8; 24],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Hwaddr {
+    family: u16,
+    data: [u8; 14],
 }
 
 #[repr(C)]
@@ -203,8 +214,41 @@ pub fn interface_up(name: &str, address: Option<(Ipv4Addr, Ipv4Addr)>) -> Result
     Ok(())
 }
 
+/// Sets `name`'s MAC address (virtio-net takes it while up).
+pub fn set_mac(name: &str, mac: [u8; 6]) -> Result<(), String> {
+    let s = Socket::inet()?;
+    let mut r = ifreq(name)?;
+    let mut data = [0u8; 14];
+    data[..6].copy_from_slice(&mac);
+    r.data.hwaddr = Hwaddr {
+        family: ARPHRD_ETHER,
+        data,
+    };
+    // SAFETY: SIOCSIFHWADDR takes a struct ifreq, which r is.
+    if unsafe { ioctl(s.0, SIOCSIFHWADDR, &mut r as *mut Ifreq) } != 0 {
+        return Err(os_error(&format!("setting {name} MAC address")));
+    }
+    Ok(())
+}
+
+/// Routes everything via `gateway`; a route already there is fine
+/// (the kernel keeps it across an address change only sometimes).
+pub fn ensure_default_route(gateway: Ipv4Addr) -> Result<(), String> {
+    match add_default_route(gateway)? {
+        Err(e) if e.raw_os_error() != Some(EEXIST) => {
+            Err(format!("default route via {gateway}: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Routes everything via `gateway`.
 pub fn default_route(gateway: Ipv4Addr) -> Result<(), String> {
+    add_default_route(gateway)?.map_err(|e| format!("default route via {gateway}: {e}"))
+}
+
+/// The outer error is the socket's, the inner one the kernel's answer.
+fn add_default_route(gateway: Ipv4Addr) -> Result<std::io::Result<()>, String> {
     let s = Socket::inet()?;
     let mut rt = Rtentry {
         pad1: 0,
@@ -223,9 +267,9 @@ pub fn default_route(gateway: Ipv4Addr) -> Result<(), String> {
     };
     // SAFETY: SIOCADDRT takes a struct rtentry, which rt is.
     if unsafe { ioctl(s.0, SIOCADDRT, &mut rt as *mut Rtentry) } != 0 {
-        return Err(os_error(&format!("default route via {gateway}")));
+        return Ok(Err(std::io::Error::last_os_error()));
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
 pub fn set_hostname(name: &str) -> Result<(), String> {

@@ -1,7 +1,9 @@
 //! The agent's HTTP endpoint: `GET /logs/{namespace}/{pod}[/{container}][?follow=true][&previous=true]`
 //! streams a container's current (or previous) log as plain text lines,
 //! for `drover logs`; `POST /exec/{namespace}/{pod}` runs a command in a
-//! container, for `drover exec` ([`super::exec::serve`]); `GET /metrics`
+//! container, for `drover exec` ([`super::exec::serve`]);
+//! `POST /snapshot/{namespace}/{pod}` snapshots a VM pod, for `drover vm
+//! snapshot` ([`super::vm_snapshot`]); `GET /metrics`
 //! shows the service proxy's connection counters and the last metrics
 //! sample (Prometheus text); `GET /metrics/summary` is that sample as JSON
 //! ([`drover_proto::types::metrics::AgentSummary`]) for the control plane's
@@ -98,11 +100,11 @@ pub fn pick_attempt(mut attempts: Vec<i32>, previous: bool) -> Option<i32> {
     }
 }
 
-async fn respond(conn: &mut Conn, code: &str, body: &str) -> std::io::Result<()> {
+pub(super) async fn respond(conn: &mut Conn, code: &str, body: &str) -> std::io::Result<()> {
     respond_as(conn, code, "text/plain; charset=utf-8", body).await
 }
 
-async fn respond_as(
+pub(super) async fn respond_as(
     conn: &mut Conn,
     code: &str,
     content_type: &str,
@@ -181,6 +183,9 @@ async fn handle(mut conn: Conn, ctx: &ExecContext) -> std::io::Result<()> {
     let target = head.split_whitespace().nth(1).unwrap_or_default();
     if target.starts_with("/exec/") {
         return exec::handle(conn, &head, rest, ctx).await;
+    }
+    if target.starts_with("/snapshot/") {
+        return super::vm_snapshot::handle(conn, &head, ctx).await;
     }
     if target == "/metrics" {
         return metrics(&mut conn, ctx.service_table.clone(), &ctx.metrics).await;

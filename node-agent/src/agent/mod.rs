@@ -20,7 +20,9 @@ pub mod queue;
 pub mod real;
 pub mod runner;
 pub mod serving_tls;
+pub mod vm_restore;
 pub mod vm_runner;
+pub mod vm_snapshot;
 pub mod worker;
 
 /// The condition types and reasons the agent writes, with Kubernetes' names.

@@ -165,6 +165,7 @@ pub async fn run(
         .unwrap_or_default();
     let mut node = node_object(&facts, chrono::Utc::now());
     node.spec.pod_cidr = cfg.pod_cidr.clone();
+    let vm_kernel = vm.as_ref().map(|v| v.kernel.vmlinuz.clone());
     if let (Some(status), Some(vm)) = (node.status.as_mut(), &vm) {
         status.vm_engine = Some(vm.engine.kind().to_string());
     }
@@ -235,6 +236,7 @@ pub async fn run(
             shim_args: cfg.shim_args.clone(),
             service_table,
             metrics,
+            vm_kernel,
         },
         cfg.serving_tls.clone(),
     ));

@@ -60,6 +60,7 @@ pub async fn start(
         None => None,
     };
     let (ns, name) = (pod.namespace().to_string(), pod.name().to_string());
+    let snapshot = pod.spec.vm_snapshot.clone();
     let this = Arc::clone(runner);
     let c = c.clone();
     let blocking = move || {
@@ -67,6 +68,17 @@ pub async fn start(
             .images
             .prepare_layers(&image)
             .map_err(|e| failure(e.reason(), e))?;
+        let restore = match &snapshot {
+            Some(name) => Some(super::vm_restore::plan(
+                &host,
+                this.layout.data_dir(),
+                name,
+                memory_mib,
+                vcpus,
+                net.as_ref(),
+            )?),
+            None => None,
+        };
         let dir = this.layout.container_dir(&uid, &c.name, attempt);
         let run = VmRun {
             id: layout::container_id(&uid, &c.name, attempt),
@@ -82,12 +94,21 @@ pub async fn start(
             log_max_files: LOG_MAX_FILES,
             default_grace: Duration::from_secs(30),
             cgroup: layout::container_cgroup(&uid, &c.name, attempt),
+            restore,
         };
         let shim_config =
             prepare::prepare(&host, &run).map_err(|e| failure("CreateContainerError", e))?;
-        this.launcher
+        let shim = this
+            .launcher
             .launch(&dir.shim_dir(), &shim_config)
-            .map_err(|e| failure("CreateContainerError", e))
+            .map_err(|e| failure("CreateContainerError", e))?;
+        if run.restore.is_some() {
+            super::vm_restore::resume_in_background(
+                dir.path().to_path_buf(),
+                format!("{ns}/{name}"),
+            );
+        }
+        Ok(shim)
     };
     tokio::task::spawn_blocking(blocking)
         .await

@@ -53,6 +53,10 @@ pub struct VmProcess {
     /// The monitor's cgroup limits (its cgroup is `cgroups_path`).
     #[serde(default)]
     pub limits: Option<crate::runtime::vm::cgroup::MonitorLimits>,
+    /// Written to the console once the monitor starts (a restored guest's
+    /// new address; the pipe holds it until the guest reads).
+    #[serde(default)]
+    pub console_input: Option<String>,
 }
 
 /// Lifecycle of the container as the shim sees it.

@@ -131,7 +131,13 @@ pub fn start(
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("starting {program}: {e}"))?;
-    *lock(&console.input) = child.stdin.take();
+    let mut stdin = child.stdin.take();
+    if let (Some(input), Some(line)) = (stdin.as_mut(), &vm.console_input) {
+        // A newline first: QEMU may take a byte into the UART before the
+        // restored state replaces it, and drover-init skips empty lines.
+        let _ = input.write_all(format!("\n{line}\n").as_bytes());
+    }
+    *lock(&console.input) = stdin;
     let mut pumps = vec![];
     if let Some(out) = child.stdout.take() {
         let (log, console) = (Arc::clone(&log), Arc::clone(console));

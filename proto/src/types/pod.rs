@@ -71,6 +71,10 @@ pub struct PodSpec {
     pub priority: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// `runtime: vm` only: start from this snapshot on the node
+    /// (`drover vm snapshot`) instead of booting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_snapshot: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

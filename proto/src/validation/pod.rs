@@ -55,6 +55,14 @@ pub(super) fn validate_pod_spec(spec: &mut PodSpec, at: &str, e: &mut Errors) {
             "a pod with runtime: vm runs exactly one container (its image is the VM's root filesystem)",
         );
     }
+    if let Some(snapshot) = &spec.vm_snapshot {
+        let at = format!("{at}.vmSnapshot");
+        if spec.runtime != Runtime::Vm {
+            e.add(at, "a snapshot restores a VM: it needs runtime: vm");
+        } else {
+            e.check(at, check_dns_label(snapshot));
+        }
+    }
     let mut names = BTreeSet::new();
     for (i, c) in spec.containers.iter_mut().enumerate() {
         let at = format!("{at}.containers[{i}]");

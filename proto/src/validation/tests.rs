@@ -135,3 +135,30 @@ fn wrong_api_version_is_refused() {
     let yaml = DEPLOY.replace("apps/v1", "v1");
     assert!(matches!(admit_yaml(&yaml), Err(AdmitError::TypeMeta(_))));
 }
+
+const VM_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  runtime: vm
+  vmSnapshot: warm-1
+  containers:
+  - {name: web, image: example/httpd:1}
+"#;
+
+#[test]
+fn vm_snapshot_needs_a_vm_and_a_name() {
+    assert!(admit_yaml(VM_POD).is_ok());
+    let err = admit_yaml(&VM_POD.replace("runtime: vm", "runtime: container"))
+        .expect_err("container pod")
+        .to_string();
+    assert!(
+        err.contains("spec.vmSnapshot: a snapshot restores a VM"),
+        "{err}"
+    );
+    let err = admit_yaml(&VM_POD.replace("warm-1", "'../etc'"))
+        .expect_err("bad name")
+        .to_string();
+    assert!(err.contains("spec.vmSnapshot"), "{err}");
+}

@@ -35,10 +35,11 @@ pub fn builtin_roles() -> Vec<Role> {
             vec![
                 Rule::new(READ, WORKLOADS),
                 Rule::new(WRITE, WORKLOADS),
-                // Secrets and exec reach what runs; `view` gets neither.
+                // Secrets, exec and VM snapshots (which hold a guest's
+                // memory) reach what runs; `view` gets none of them.
                 Rule::new(READ, &["secrets"]),
                 Rule::new(WRITE, &["secrets"]),
-                Rule::new(&["create"], &["pods/exec"]),
+                Rule::new(&["create"], &["pods/exec", "pods/snapshot"]),
                 Rule::new(READ, &["namespaces"]),
             ],
         ),

@@ -36,6 +36,8 @@ pub struct ExecContext {
     pub service_table: Option<String>,
     /// The last metrics sample (`/metrics/summary`, and `/metrics`).
     pub metrics: crate::metrics::Latest,
+    /// The guest kernel, if this node runs VM pods (`/snapshot`).
+    pub vm_kernel: Option<PathBuf>,
 }
 
 /// Why an exec could not begin (the HTTP status and message).

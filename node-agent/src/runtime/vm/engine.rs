@@ -189,6 +189,9 @@ pub struct VmSpec {
     /// Emulated guests only: the TSC frequency to tell the kernel. Its own
     /// calibration against the emulated PIT hangs when the host is busy.
     pub tsc_khz: Option<u64>,
+    /// qemu engine: load this migration URI instead of booting
+    /// (a snapshot; the kernel and initrd must be the snapshot's).
+    pub incoming: Option<String>,
 }
 
 /// Debian's kernels tick at 250 Hz (loops per jiffy follow from the TSC).
@@ -267,6 +270,9 @@ pub fn qemu_argv(qemu: &Path, spec: &VmSpec, kvm: bool) -> Vec<String> {
     push(&["-m", &mem, "-smp", &cpus]);
     push(&["-nodefaults", "-no-user-config", "-display", "none"]);
     push(&["-no-reboot", "-serial", "stdio"]);
+    // QMP in the working directory (the run directory): snapshots.
+    let qmp = format!("unix:{},server=on,wait=off", super::snapshot::qmp::SOCKET);
+    push(&["-qmp", &qmp]);
     let (kernel, initrd) = (
         spec.kernel.display().to_string(),
         spec.initrd.display().to_string(),
@@ -277,6 +283,9 @@ pub fn qemu_argv(qemu: &Path, spec: &VmSpec, kvm: bool) -> Vec<String> {
         let netdev = format!("tap,id=net0,ifname={},script=no,downscript=no", n.tap);
         let device = format!("virtio-net-device,netdev=net0,mac={}", n.mac);
         push(&["-netdev", &netdev, "-device", &device]);
+    }
+    if let Some(uri) = &spec.incoming {
+        push(&["-incoming", uri]);
     }
     a
 }
@@ -336,6 +345,7 @@ mod tests {
                 gateway: Ipv4Addr::new(10, 88, 0, 1),
             }),
             tsc_khz: Some(2_000_000),
+            incoming: None,
         };
         let a = qemu_argv(Path::new("/usr/bin/qemu-system-x86_64"), &spec, false);
         let joined = a.join(" ");
@@ -347,6 +357,7 @@ mod tests {
             "-kernel /k/vmlinuz -initrd /run/initrd",
             "ifname=dtabc,script=no",
             "mac=02:d0:0a:58:00:05",
+            "-qmp unix:qmp.sock,server=on,wait=off",
         ] {
             assert!(joined.contains(needle), "{needle} in {joined}");
         }
@@ -366,5 +377,12 @@ mod tests {
                 .join(" ")
                 .contains("-accel kvm -cpu host")
         );
+        assert!(!joined.contains("-incoming"));
+        let restore = VmSpec {
+            incoming: Some("exec:cat '/s/state'".into()),
+            ..spec
+        };
+        let a = qemu_argv(Path::new("q"), &restore, false);
+        assert_eq!(a[a.len() - 2..], ["-incoming", "exec:cat '/s/state'"]);
     }
 }

@@ -12,6 +12,7 @@ pub mod initramfs;
 pub mod kernel;
 pub mod monitor;
 pub mod prepare;
+pub mod snapshot;
 
 /// `drover-init`, compiled static by the build script (empty if that
 /// failed; [`init_build_error`] says why).

@@ -50,6 +50,17 @@ pub struct VmRun<'a> {
     pub default_grace: Duration,
     /// The monitor's cgroup (empty: none).
     pub cgroup: PathBuf,
+    /// Start from a snapshot instead of booting (qemu engine).
+    pub restore: Option<RestoreFrom>,
+}
+
+/// A snapshot to restore, checked against the run's machine shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoreFrom {
+    /// The snapshot's directory ([`super::snapshot::meta`]).
+    pub dir: PathBuf,
+    /// Written to the guest's console once the VM starts: its new address.
+    pub console_line: String,
 }
 
 /// Preparing a VM run failed.
@@ -63,6 +74,11 @@ pub enum PrepareError {
     /// The engine cannot run it.
     #[error("the {0} engine has no monitor binary configured")]
     Engine(&'static str),
+    /// The kvm engine cannot restore snapshots yet.
+    #[error("the {0} engine cannot start VMs from snapshots (use the qemu engine)")]
+    NoRestore(&'static str),
+    #[error(transparent)]
+    Snapshot(#[from] super::snapshot::qmp::QmpError),
     #[error("creating {path}: {source}")]
     Io {
         path: PathBuf,
@@ -72,7 +88,12 @@ pub enum PrepareError {
 
 /// The initramfs of a run inside its directory.
 pub fn initrd_path(dir: &ContainerDir) -> PathBuf {
-    dir.path().join("initrd.cpio")
+    initrd_path_in(dir.path())
+}
+
+/// The initramfs of the run in `run_dir`.
+pub fn initrd_path_in(run_dir: &Path) -> PathBuf {
+    run_dir.join("initrd.cpio")
 }
 
 /// Writes the run's files and returns its shim config.
@@ -83,21 +104,36 @@ pub fn prepare(host: &VmHost, run: &VmRun<'_>) -> Result<ShimConfig, PrepareErro
     if host.engine == Engine::Kvm && host.monitor.is_empty() {
         return Err(PrepareError::Engine(host.engine.name()));
     }
+    if host.engine == Engine::Kvm && run.restore.is_some() {
+        return Err(PrepareError::NoRestore(host.engine.name()));
+    }
     let emulated = host.engine == Engine::Qemu { kvm: false };
-    let inputs = BaseInputs {
-        lowers: run.lowers,
-        init: super::GUEST_INIT,
-        modules: &host.kernel.modules,
-    };
-    let key = initramfs::base_key(&run.image_manifest, &inputs);
-    let base = initramfs::ensure_base(&host.cache_dir, &key, &inputs)?;
     let dir = run.dir.path();
     std::fs::create_dir_all(dir).map_err(|source| PrepareError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
-    let initrd = initrd_path(run.dir);
-    initramfs::assemble(&base, &run.guest, &initrd)?;
+    let (initrd, incoming) = match &run.restore {
+        // The snapshot's memory holds the guest's files already; QEMU
+        // only needs the initramfs it booted from, unchanged.
+        Some(r) => {
+            let state = r.dir.join(super::snapshot::meta::STATE);
+            let uri = super::snapshot::qmp::incoming_from_file(&state.display().to_string())?;
+            (r.dir.join(super::snapshot::meta::INITRD), Some(uri))
+        }
+        None => {
+            let inputs = BaseInputs {
+                lowers: run.lowers,
+                init: super::GUEST_INIT,
+                modules: &host.kernel.modules,
+            };
+            let key = initramfs::base_key(&run.image_manifest, &inputs);
+            let base = initramfs::ensure_base(&host.cache_dir, &key, &inputs)?;
+            let initrd = initrd_path(run.dir);
+            initramfs::assemble(&base, &run.guest, &initrd)?;
+            (initrd, None)
+        }
+    };
     let spec = VmSpec {
         kernel: host.kernel.vmlinuz.clone(),
         initrd,
@@ -105,6 +141,7 @@ pub fn prepare(host: &VmHost, run: &VmRun<'_>) -> Result<ShimConfig, PrepareErro
         vcpus: run.vcpus,
         net: run.net.clone(),
         tsc_khz: if emulated { host.tsc_khz } else { None },
+        incoming,
     };
     let argv = match host.engine {
         Engine::Qemu { kvm } => engine::qemu_argv(&host.qemu, &spec, kvm),
@@ -126,6 +163,7 @@ pub fn prepare(host: &VmHost, run: &VmRun<'_>) -> Result<ShimConfig, PrepareErro
                 memory_bytes: (run.memory_mib + MONITOR_OVERHEAD_MIB) << 20,
                 cpu_millis: u64::from(run.vcpus) * 1000,
             }),
+            console_input: run.restore.as_ref().map(|r| r.console_line.clone()),
         }),
     })
 }
