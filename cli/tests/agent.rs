@@ -47,6 +47,13 @@ fn shim_state(data: &Path, uid: &str, attempt: u32) -> Option<serde_json::Value>
     serde_json::from_str(&text).ok()
 }
 
+/// `THP_enabled` of `/proc/PID/status` (whether prctl left huge pages on).
+fn thp_enabled(pid: i32) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("THP_enabled:"))?;
+    Some(line.split_whitespace().nth(1)?.to_string())
+}
+
 fn alive(pid: i64) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -273,6 +280,16 @@ fn busybox_pod_runs_survives_agent_restart_and_is_cleaned_up() {
     let pid = state["container_pid"].as_i64().expect("container pid");
     let shim_pid = state["shim_pid"].as_i64().expect("shim pid");
     assert!(alive(pid));
+    // The shim runs with huge pages off (its allocator's option); what it
+    // starts gets the host's policy, as this test process has it.
+    assert_eq!(
+        thp_enabled(pid as i32),
+        thp_enabled(std::process::id() as i32)
+    );
+    assert_eq!(
+        thp_enabled(shim_pid as i32),
+        thp_enabled(std::process::id() as i32)
+    );
 
     // Restart the agent: the container is adopted, not restarted.
     agent.kill9();

@@ -60,12 +60,25 @@ fn parse_args(args: &[OsString]) -> Result<ShimArgs, String> {
     })
 }
 
+/// The launcher turned transparent huge pages off for the shim itself
+/// ([`client::THP_OPTION`]); containers, exec'd commands and VM monitors
+/// must get the host's policy, not ours.
+fn give_children_the_hosts_thp_policy() {
+    // SAFETY: called first thing in the shim's main, before any thread
+    // exists (nothing can read the environment concurrently).
+    unsafe { std::env::remove_var(client::THP_OPTION) };
+    // SAFETY: prctl with integer arguments only; failure leaves THP off,
+    // which costs performance, not correctness.
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0) };
+}
+
 /// The shim's entry point; `drover` calls it for its hidden `shim`
 /// subcommand with the arguments after it:
 /// `(--state-dir DIR | --standby) [--ready-fd N] [--daemonize]`.
 /// `exec …` runs the exec helper instead ([`exec::exec_main`]); `vmm …`
 /// the kvm engine's VM monitor ([`crate::runtime::vm::monitor`]).
 pub fn shim_main(args: Vec<OsString>) -> ExitCode {
+    give_children_the_hosts_thp_policy();
     if args.first().is_some_and(|a| a == "exec") {
         return exec::exec_main(&args[1..]);
     }
