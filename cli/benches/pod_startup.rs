@@ -13,7 +13,6 @@
 mod harness;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -176,10 +175,7 @@ fn main() {
     // A real node offers 110 pods, as Kubernetes' default.
     let (burst, serial) = (env_or("PODS", 100).min(110), env_or("SERIAL", 20));
     let dir = tempfile::tempdir().expect("tempdir");
-    let layout = dir.path().join("layout");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/build-busybox.sh");
-    let built = Command::new("sh").arg(&script).arg(&layout).status();
-    assert!(built.is_ok_and(|s| s.success()), "build-busybox.sh failed");
+    let layout = harness::build_busybox(dir.path());
     let data = dir.path().join("agent");
     let data_arg = data.to_str().expect("utf-8 path");
     let _reaper = Reaper(data.clone());

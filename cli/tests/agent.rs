@@ -29,15 +29,7 @@ fn busybox_layout(dir: &Path) -> Option<PathBuf> {
         eprintln!("skipped: /bin/busybox missing (apt-get install busybox-static)");
         return None;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/build-busybox.sh");
-    let out = dir.join("layout");
-    let status = Command::new("sh")
-        .arg(&script)
-        .arg(&out)
-        .status()
-        .expect("run build-busybox.sh");
-    assert!(status.success(), "build-busybox.sh failed");
-    Some(out)
+    Some(common::build_busybox(dir))
 }
 
 /// What the shim recorded for the pod's first run of container `c`.

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::drover_bin;
 use common::pod_net::PodNet;
+use common::{curl, drover_bin};
 
 fn skip_reason() -> Option<&'static str> {
     let root = Command::new("id")
@@ -25,16 +25,6 @@ fn skip_reason() -> Option<&'static str> {
         return Some("/bin/busybox missing (apt-get install busybox-static)");
     }
     None
-}
-
-fn curl(url: &str) -> Option<String> {
-    let out = Command::new("curl")
-        .args(["-sf", "--max-time", "2", url])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::pod_net::PodNet;
-use common::{AgentProcess, Server, eventually, ok};
+use common::{AgentProcess, Server, curl, eventually, ok};
 use drover_proto::client::{Client, DeleteOptions};
 use drover_proto::types::Pod;
 use drover_proto::types::pod::Container;
@@ -48,16 +48,6 @@ fn pod(name: &str, command: Vec<String>) -> Pod {
     pod
 }
 
-fn curl(url: &str) -> Option<String> {
-    let out = Command::new("curl")
-        .args(["-sf", "--max-time", "2", url])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 fn links() -> String {
     let out = Command::new("ip").args(["-o", "link"]).output();
     out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
@@ -71,10 +61,7 @@ fn pods_get_addresses_serve_http_and_clean_up() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let layout = dir.path().join("layout");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/build-busybox.sh");
-    let built = Command::new("sh").arg(&script).arg(&layout).status();
-    assert!(built.is_ok_and(|s| s.success()), "build-busybox.sh failed");
+    let layout = common::build_busybox(dir.path());
     let data = dir.path().join("agent");
     let data_arg = data.to_str().expect("utf-8");
     let server = Server::start(&dir.path().join("server"));

@@ -13,7 +13,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::pod_net::PodNet;
-use common::{AgentProcess, Reaper, Server, drover_bin, eventually, ok, stdout, write};
+use common::{
+    AgentProcess, Reaper, Server, build_busybox, drover_bin, eventually, ok, stdout, write,
+};
 use drover_proto::client::{Client, ClientError, DeleteOptions, ListOptions};
 use drover_proto::types::pod::PodStatus;
 use drover_proto::types::{Deployment, Event, Pod};
@@ -47,14 +49,7 @@ fn cluster() -> Option<Cluster> {
         return None;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/build-busybox.sh");
-    let layout = dir.path().join("layout");
-    let built = Command::new("sh")
-        .arg(&script)
-        .arg(&layout)
-        .status()
-        .expect("run build-busybox.sh");
-    assert!(built.success(), "build-busybox.sh failed");
+    let layout = build_busybox(dir.path());
     let data = dir.path().join("agent");
     let reaper = Reaper(data.clone());
     let data_arg = data.to_str().expect("utf-8 path");

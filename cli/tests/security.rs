@@ -655,10 +655,7 @@ fn logs_and_exec_go_through_the_api_server_and_the_agent_port_admits_only_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (pki, server) = secured_server(dir.path());
     pki.issue("agent", "n1", &[]);
-    let layout = dir.path().join("layout");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/build-busybox.sh");
-    let built = Command::new("sh").arg(&script).arg(&layout).status();
-    assert!(built.is_ok_and(|s| s.success()), "build-busybox.sh failed");
+    let layout = common::build_busybox(dir.path());
     let data = dir.path().join("agent");
     let _reaper = common::Reaper(data.clone());
     let data_arg = data.display().to_string();

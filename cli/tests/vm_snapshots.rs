@@ -10,7 +10,8 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::vm::{BOOT, VmNode, curl, delete_all, monitors_under, skip_reason, vm_pod};
+use common::curl;
+use common::vm::{BOOT, VmNode, delete_all, monitors_under, skip_reason, vm_pod};
 use common::{eventually, ok};
 use drover_proto::Resource;
 use drover_proto::client::Client;

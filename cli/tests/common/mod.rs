@@ -14,6 +14,27 @@ pub fn drover_bin() -> &'static str {
     env!("CARGO_BIN_EXE_drover")
 }
 
+/// Builds the example busybox image (`examples/images/build-busybox.sh`)
+/// as an OCI layout in `dir/layout` and returns its path.
+pub fn build_busybox(dir: &Path) -> PathBuf {
+    let layout = dir.join("layout");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/build-busybox.sh");
+    let built = Command::new("sh").arg(&script).arg(&layout).status();
+    assert!(built.is_ok_and(|s| s.success()), "build-busybox.sh failed");
+    layout
+}
+
+/// `curl -sf URL` with a 2 s limit: the body, or `None` on any failure.
+pub fn curl(url: &str) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-sf", "--max-time", "2", url])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// A running server process; killed (SIGKILL) on drop.
 pub struct Server {
     pub child: Child,

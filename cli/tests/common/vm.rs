@@ -75,16 +75,6 @@ pub fn vm_pod(name: &str, command: &[&str], restart: RestartPolicy) -> Pod {
     pod
 }
 
-pub fn curl(url: &str) -> Option<String> {
-    let out = Command::new("curl")
-        .args(["-sf", "--max-time", "2", url])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// Deletes pods `names` of namespace default and waits until no pod is left.
 pub fn delete_all(rt: &tokio::runtime::Runtime, client: &Client, names: &[&str]) {
     for name in names {
@@ -158,11 +148,7 @@ pub struct VmNode {
 impl VmNode {
     /// Builds the image under `dir`, starts the server, imports the image.
     pub fn prepare(dir: &Path) -> VmNode {
-        let layout = dir.join("layout");
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/images/build-busybox.sh");
-        let built = Command::new("sh").arg(&script).arg(&layout).status();
-        assert!(built.is_ok_and(|s| s.success()), "build-busybox.sh failed");
+        let layout = super::build_busybox(dir);
         let data = dir.join("agent");
         let data_arg = data.to_str().expect("utf-8").to_string();
         let server = Server::start(&dir.join("server"));
