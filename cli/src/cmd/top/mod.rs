@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use drover_proto::types::Node;
 use drover_proto::types::metrics::{MetricsList, NodeMetrics, PodMetrics};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 #[derive(Args)]
 pub struct TopArgs {
@@ -40,38 +40,16 @@ enum What {
     },
 }
 
-/// `host:port` of an `http://host:port` server URL.
-fn authority(server: &str) -> Result<&str> {
-    let rest = server.strip_prefix("http://").with_context(|| {
-        format!("--server {server}: `drover top` reads the HTTP gateway, use http://HOST:PORT")
-    })?;
-    Ok(rest.trim_end_matches('/'))
-}
-
-/// A GET on the gateway; the body, or the server's message as the error.
+/// A GET on the gateway (over TLS with the client's credentials on
+/// `https://`); the body, or the server's message as the error.
 async fn get(server: &str, path: &str) -> Result<Vec<u8>> {
-    let addr = authority(server)?;
-    let mut conn = tokio::net::TcpStream::connect(addr)
+    let mut reader = super::api_stream::open(server, "GET", path, None, &[]).await?;
+    let mut body = Vec::new();
+    reader
+        .read_to_end(&mut body)
         .await
-        .with_context(|| format!("cannot reach the server at {addr}"))?;
-    let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: application/json\r\n\r\n");
-    conn.write_all(req.as_bytes()).await?;
-    let mut raw = Vec::new();
-    conn.read_to_end(&mut raw).await?;
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("the server's answer is not HTTP")?;
-    let status = String::from_utf8_lossy(&raw[..end]);
-    let body = raw[end + 4..].to_vec();
-    if status.lines().next().is_some_and(|l| l.contains(" 200 ")) {
-        return Ok(body);
-    }
-    let message = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-    anyhow::bail!("{message}")
+        .with_context(|| format!("reading {path} from {server}"))?;
+    Ok(body)
 }
 
 fn query(selector: &str) -> String {
