@@ -33,11 +33,11 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let cluster = Cluster::start("react", MANIFEST);
-    let url = cluster.url.clone();
+    let api = cluster.api.clone();
     eventually("one ready endpoint", Duration::from_secs(60), || {
-        (ready_endpoints(&url) == 1).then_some(())
+        (ready_endpoints(&api) == 1).then_some(())
     });
-    let Some(vip) = get_json(&url, &["service", "web"])
+    let Some(vip) = get_json(&api, &["service", "web"])
         .and_then(|s| s.pointer("/spec/clusterIP")?.as_str().map(str::to_string))
     else {
         eprintln!("autoscaler_reaction: the service has no cluster IP");
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         );
         // Back to one replica before the next step.
         eventually("back to 1", Duration::from_secs(60), || {
-            (replicas(&url) == Some(1) && ready_endpoints(&url) == 1).then_some(())
+            (replicas(&api) == Some(1) && ready_endpoints(&api) == 1).then_some(())
         });
     }
     println!(

@@ -37,11 +37,11 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let cluster = Cluster::start("coldbench", MANIFEST);
-    let url = cluster.url.clone();
+    let api = cluster.api.clone();
     let target = eventually(
         "the service has a cluster IP",
         Duration::from_secs(20),
-        || service_address(&url),
+        || service_address(&api),
     );
     println!("first_request_from_zero: 0 → 1 replica (busybox httpd container), {rounds} rounds");
     println!(

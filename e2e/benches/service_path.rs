@@ -62,12 +62,12 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let cluster = Cluster::start("bench", MANIFEST);
-    let url = cluster.url.clone();
+    let api = cluster.api.clone();
     eventually("a ready endpoint", Duration::from_secs(60), || {
-        (ready_endpoints(&url) == 1).then_some(())
+        (ready_endpoints(&api) == 1).then_some(())
     });
-    let svc = get_json(&url, &["service", "web"]).unwrap_or(Value::Null);
-    let ep = get_json(&url, &["endpoints", "web"]).unwrap_or(Value::Null);
+    let svc = get_json(&api, &["service", "web"]).unwrap_or(Value::Null);
+    let ep = get_json(&api, &["endpoints", "web"]).unwrap_or(Value::Null);
     let (Some(vip), Some(pod)) = (
         svc.pointer("/spec/clusterIP").and_then(Value::as_str),
         ep.pointer("/subsets/0/addresses/0/ip")

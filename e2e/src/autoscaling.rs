@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::cluster::{Cluster, get_json, ready_endpoints};
 use crate::load::Load;
+use crate::pki::Api;
 use crate::{Host, eventually, http};
 
 /// The per-pod target of the HPA, requests per second.
@@ -62,17 +63,16 @@ spec:
 pub const STABILIZATION: Duration = Duration::from_secs(5);
 
 /// The Deployment's `spec.replicas`.
-pub fn replicas(url: &str) -> Option<i64> {
-    get_json(url, &["deployment", "web"])?
+pub fn replicas(api: &Api) -> Option<i64> {
+    get_json(api, &["deployment", "web"])?
         .pointer("/spec/replicas")?
         .as_i64()
 }
 
 /// Requests per second the metrics API reports per web pod.
-pub fn pod_rates(url: &str) -> Option<Vec<(String, f64)>> {
-    let addr = url.strip_prefix("http://")?;
+pub fn pod_rates(api: &Api) -> Option<Vec<(String, f64)>> {
     let r = http::request(
-        addr,
+        api,
         "GET",
         "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=app%3Dweb",
         None,
@@ -128,7 +128,7 @@ pub fn warm_up(cluster: &Cluster, target: SocketAddr) {
 /// half from each node) and waits for the 4 replicas to serve; the load
 /// keeps running until the caller stops it.
 pub fn step_up(cluster: &Cluster, target: SocketAddr) -> (Vec<Load>, Reaction) {
-    let url = &cluster.url;
+    let api = &cluster.api;
     let netns = |h: &Host| format!("/run/netns/{}", h.netns);
     let step = Instant::now();
     let loads = vec![
@@ -136,18 +136,18 @@ pub fn step_up(cluster: &Cluster, target: SocketAddr) -> (Vec<Load>, Reaction) {
         Load::start(&netns(&cluster.n2), target, 2, Some(2.5 * TARGET_RPS)),
     ];
     eventually("the HPA scales to 4", Duration::from_secs(60), || {
-        (replicas(url) == Some(4)).then_some(())
+        (replicas(api) == Some(4)).then_some(())
     });
     let scaled = step.elapsed();
     eventually("4 ready endpoints", Duration::from_secs(60), || {
-        (ready_endpoints(url) == 4).then_some(())
+        (ready_endpoints(api) == 4).then_some(())
     });
     let ready = step.elapsed();
     let rates = eventually(
         "every replica receives traffic",
         Duration::from_secs(30),
         || {
-            let rates = pod_rates(url)?;
+            let rates = pod_rates(api)?;
             (rates.len() == 4 && rates.iter().all(|(_, r)| *r > 0.0)).then_some(rates)
         },
     );

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::pki::{Api, LabPki};
 use crate::registry::Registry;
 use crate::{Host, HostProcess, Lab, drover_bin, run};
 
@@ -96,17 +97,19 @@ pub fn skip_reason() -> Option<String> {
     None
 }
 
-pub fn drover(url: &str, args: &[&str]) -> Output {
-    let mut full = vec!["--server", url];
+/// `drover ARGS` against `api`, as the lab's admin.
+pub fn drover(api: &Api, args: &[&str]) -> Output {
+    let reach = api.cli_args();
+    let mut full: Vec<&str> = reach.iter().map(String::as_str).collect();
     full.extend_from_slice(args);
     run(&drover_bin().display().to_string(), &full)
 }
 
-pub fn get_json(url: &str, args: &[&str]) -> Option<Value> {
+pub fn get_json(api: &Api, args: &[&str]) -> Option<Value> {
     let mut full = vec!["get"];
     full.extend_from_slice(args);
     full.extend_from_slice(&["-o", "json"]);
-    let out = drover(url, &full);
+    let out = drover(api, &full);
     out.status.success().then_some(())?;
     serde_json::from_slice(&out.stdout).ok()
 }
@@ -145,8 +148,8 @@ pub struct WebPod {
     pub terminating: bool,
 }
 
-pub fn ready_pods(url: &str) -> Option<Vec<WebPod>> {
-    let list = get_json(url, &["pods", "-l", "app=web"])?;
+pub fn ready_pods(api: &Api) -> Option<Vec<WebPod>> {
+    let list = get_json(api, &["pods", "-l", "app=web"])?;
     let items = list.get("items")?.as_array()?;
     let pods: Vec<WebPod> = items
         .iter()
@@ -173,8 +176,8 @@ pub fn ready_pods(url: &str) -> Option<Vec<WebPod>> {
     Some(pods)
 }
 
-pub fn ready_endpoints(url: &str) -> usize {
-    get_json(url, &["endpoints", "web"])
+pub fn ready_endpoints(api: &Api) -> usize {
+    get_json(api, &["endpoints", "web"])
         .and_then(|e| {
             let subsets = e.get("subsets")?.as_array()?.clone();
             Some(
@@ -195,7 +198,10 @@ pub struct Cluster {
     pub server: HostProcess,
     /// The lab's registry (`reg` host), when asked for.
     pub registry: Option<Registry>,
-    pub url: String,
+    /// The server's API, reached as the lab's admin over TLS.
+    pub api: Api,
+    /// The cluster's CA and certificates.
+    pub pki: LabPki,
     pub n1: Host,
     pub n2: Host,
     pub outside: Host,
@@ -252,6 +258,10 @@ impl Cluster {
             Some(r) => manifest.replace("REGISTRY", &r.addr),
             None => manifest.to_string(),
         };
+        // TLS on, as users run it: the server's certificate names its
+        // lab address, each agent holds one of its own node.
+        let pki = LabPki::at(&tmp.join("pki"));
+        pki.issue("server", "api", &[&srv.ip]);
         let server = HostProcess::spawn(
             "server",
             &srv,
@@ -262,10 +272,9 @@ impl Cluster {
                 tmp.join("server").display().to_string(),
                 "--listen".into(),
                 format!("{}:0", srv.ip),
-                // Lab hosts are namespaces of this machine: nothing leaves it.
-                "--insecure".into(),
             ]
             .into_iter()
+            .chain(pki.serving_flags("api"))
             .chain(options.server_flags.iter().map(|f| f.to_string()))
             .collect::<Vec<_>>(),
         );
@@ -276,6 +285,10 @@ impl Cluster {
             .unwrap_or_default()
             .trim()
             .to_string();
+        let addr = url.strip_prefix("https://").unwrap_or_else(|| {
+            panic!("the server should serve HTTPS with --cert, but listens on {url}")
+        });
+        let api = pki.api(addr);
 
         let mut nodes = Nodes {
             agents: Vec::new(),
@@ -290,7 +303,7 @@ impl Cluster {
         for (i, host) in [&n1, &n2].into_iter().enumerate() {
             let dir = tmp.join(&host.name);
             if registry.is_none() {
-                import_image(&url, &layout, &dir);
+                import_image(&api, &layout, &dir);
             }
             let bridge = format!("dsv{}{}", std::process::id() % 100_000, host.name);
             nodes
@@ -323,6 +336,7 @@ impl Cluster {
             if let Some(r) = &registry {
                 args.extend(["--insecure-registry".to_string(), r.addr.clone()]);
             }
+            args.extend(pki.agent_flags(&host.name));
             args.extend(options.agent_flags.iter().map(|f| f.to_string()));
             let agent = Nodes::spawn(host, &args, "registered node");
             nodes.args.push(args);
@@ -331,7 +345,7 @@ impl Cluster {
 
         let manifest_file = tmp.join("web.yaml");
         std::fs::write(&manifest_file, &manifest).expect("writing the manifest");
-        let applied = drover(&url, &["apply", "-f", &manifest_file.display().to_string()]);
+        let applied = drover(&api, &["apply", "-f", &manifest_file.display().to_string()]);
         assert!(
             applied.status.success(),
             "apply: {}",
@@ -341,7 +355,8 @@ impl Cluster {
             nodes,
             server,
             registry,
-            url,
+            api,
+            pki,
             n1,
             n2,
             outside,
@@ -366,9 +381,9 @@ pub struct ClusterOptions<'a> {
 }
 
 /// `drover image import` of the example layout into a node's store.
-fn import_image(url: &str, layout: &Path, node_dir: &Path) {
+fn import_image(api: &Api, layout: &Path, node_dir: &Path) {
     let imported = drover(
-        url,
+        api,
         &[
             "image",
             "import",

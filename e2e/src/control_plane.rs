@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::http::request;
 use crate::lab::Lab;
 use crate::member::Member;
+use crate::pki::Api;
 
 /// The members of one control plane, in id order (ids start at 1).
 pub struct ControlPlane {
@@ -59,8 +60,8 @@ impl ControlPlane {
         ControlPlane { members }
     }
 
-    /// Every member's API address, with its name (`cp1`…).
-    pub fn apis(&self) -> Vec<(String, String)> {
+    /// Every member's API, with its name (`cp1`…).
+    pub fn apis(&self) -> Vec<(String, Api)> {
         self.members
             .iter()
             .map(|m| (m.host.name.clone(), m.api()))
@@ -109,7 +110,7 @@ impl ControlPlane {
 }
 
 /// `GET /cluster/status` of one member, answered by itself.
-pub fn status(api: &str) -> Option<StatusView> {
+pub fn status(api: &Api) -> Option<StatusView> {
     let r = request(
         api,
         "GET",

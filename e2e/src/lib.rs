@@ -19,6 +19,7 @@ mod lab;
 pub mod linearizability;
 pub mod load;
 pub mod member;
+pub mod pki;
 mod process;
 pub mod registry;
 pub mod scale_from_zero;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::binary::drover_bin;
 use crate::lab::Host;
+use crate::pki::{Api, LabPki};
 use crate::process::HostProcess;
 
 /// The API port inside every host (namespaces are private, so a fixed
@@ -21,22 +22,29 @@ pub struct Member {
     /// Extra flags (e.g. `--id`, `--peers`) given at every start.
     pub flags: Vec<String>,
     pub process: Option<HostProcess>,
+    /// The control plane's CA (`DATA_ROOT/pki`), shared by its members.
+    pki: LabPki,
 }
 
 impl Member {
+    /// Member `id` on `host`, with a peer certificate (its id bound to it,
+    /// its address named) from the CA under `data_root/pki`.
     pub fn new(id: u64, host: &Host, data_root: &Path, flags: Vec<String>) -> Member {
+        let pki = LabPki::at(&data_root.join("pki"));
+        pki.issue("peer", &id.to_string(), &[&host.ip]);
         Member {
             id,
             host: host.clone(),
             data_dir: data_root.join(format!("member-{id}")),
             flags,
             process: None,
+            pki,
         }
     }
 
-    /// `HOST:PORT` of the member's API.
-    pub fn api(&self) -> String {
-        format!("{}:{API_PORT}", self.host.ip)
+    /// The member's API.
+    pub fn api(&self) -> Api {
+        self.pki.api(&format!("{}:{API_PORT}", self.host.ip))
     }
 
     /// `HOST:PORT` of the member's Raft transport.
@@ -51,10 +59,10 @@ impl Member {
             "--data-dir".into(),
             self.data_dir.display().to_string(),
             "--listen".into(),
-            self.api(),
-            // Lab hosts are namespaces of this machine: nothing leaves it.
-            "--insecure".into(),
+            self.api().addr,
         ];
+        // Its peer certificate serves the API and the Raft transport.
+        args.extend(self.pki.serving_flags(&format!("peer-{}", self.id)));
         args.extend(self.flags.iter().cloned());
         let name = format!("member-{}", self.id);
         let p = HostProcess::spawn(&name, &self.host, &drover_bin(), &args);

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::cluster::{Cluster, get_json, ready_endpoints};
+use crate::pki::Api;
 use crate::{Host, eventually};
 
 /// Deployment `web` (0 replicas), Service `web`, HPA `web` (0–2 replicas,
@@ -64,8 +65,8 @@ pub const STABILIZATION: Duration = Duration::from_secs(8);
 pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The Service's cluster IP and port 80.
-pub fn service_address(url: &str) -> Option<SocketAddr> {
-    let vip = get_json(url, &["service", "web"])?
+pub fn service_address(api: &Api) -> Option<SocketAddr> {
+    let vip = get_json(api, &["service", "web"])?
         .pointer("/spec/clusterIP")?
         .as_str()?
         .to_string();
@@ -75,9 +76,9 @@ pub fn service_address(url: &str) -> Option<SocketAddr> {
 /// Waits until the Deployment is at zero with no endpoint, and every
 /// node's service table sends the cluster IP to its activator.
 pub fn wait_asleep(cluster: &Cluster, target: SocketAddr, within: Duration) {
-    let url = &cluster.url;
+    let api = &cluster.api;
     eventually("scaled to zero", within, || {
-        (crate::autoscaling::replicas(url) == Some(0) && ready_endpoints(url) == 0).then_some(())
+        (crate::autoscaling::replicas(api) == Some(0) && ready_endpoints(api) == 0).then_some(())
     });
     let held = format!(
         "ip daddr {} tcp dport {} dnat to",

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::history::{History, MemberView, Outcome};
 use crate::http::request;
+use crate::pki::Api;
 
 const PATH: &str = "/api/v1/namespaces/default/configmaps";
 
@@ -20,10 +21,10 @@ pub struct Writers {
 
 impl Writers {
     /// Starts `count` writers, each creating `PREFIX-w{i}-{seq}` objects
-    /// against `members` (API addresses), moving to the next member when
+    /// against `members` (their APIs), moving to the next member when
     /// one fails. An uncertain write is retried under the same name until a
     /// definite answer, so each name is applied at most once.
-    pub fn start(prefix: &str, count: usize, members: Vec<String>) -> Writers {
+    pub fn start(prefix: &str, count: usize, members: Vec<Api>) -> Writers {
         let stop = Arc::new(AtomicBool::new(false));
         let history = Arc::new(Mutex::new(History::default()));
         let threads = (0..count)
@@ -61,7 +62,7 @@ impl Writers {
 fn write_loop(
     prefix: &str,
     start: usize,
-    members: &[String],
+    members: &[Api],
     stop: &AtomicBool,
     history: &Mutex<History>,
 ) {
@@ -110,7 +111,7 @@ fn write_loop(
 }
 
 /// What `addr` holds under `prefix`: name → creation resourceVersion.
-pub fn member_view(addr: &str, prefix: &str) -> Result<MemberView, String> {
+pub fn member_view(addr: &Api, prefix: &str) -> Result<MemberView, String> {
     let r = request(addr, "GET", PATH, None, Duration::from_secs(10))?;
     if r.status != 200 {
         return Err(format!("list on {addr}: HTTP {}: {}", r.status, r.body));
@@ -129,7 +130,7 @@ pub fn member_view(addr: &str, prefix: &str) -> Result<MemberView, String> {
 
 /// Waits until every member answers the same view (they have converged).
 pub fn converged_views(
-    members: &[(String, String)],
+    members: &[(String, Api)],
     prefix: &str,
     timeout: Duration,
 ) -> std::collections::BTreeMap<String, MemberView> {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use drover_e2e::cluster::{Cluster, curl_in, drover, get_json, ready_pods, skip_reason};
+use drover_e2e::pki::Api;
 use drover_e2e::{eventually, skip_unless_supported};
 use serde_json::Value;
 
@@ -39,8 +40,8 @@ fn container_pid(node_dir: &Path, uid: &str) -> Option<i64> {
     serde_json::from_str::<Value>(&state).ok()?["container_pid"].as_i64()
 }
 
-fn restart_count(url: &str, pod: &str) -> Option<i64> {
-    get_json(url, &["pod", pod])?
+fn restart_count(api: &Api, pod: &str) -> Option<i64> {
+    get_json(api, &["pod", pod])?
         .pointer("/status/containerStatuses/0/restartCount")?
         .as_i64()
 }
@@ -56,12 +57,12 @@ fn a_restarted_agent_readopts_its_running_workloads() {
         return;
     }
     let mut cluster = Cluster::start(test, MANIFEST);
-    let url = cluster.url.clone();
+    let api = cluster.api.clone();
     let before = eventually(
         "two ready replicas on two nodes",
         Duration::from_secs(60),
         || {
-            ready_pods(&url).filter(|p| {
+            ready_pods(&api).filter(|p| {
                 p.len() == 2 && p.iter().any(|w| w.node == "n1") && p.iter().any(|w| w.node == "n2")
             })
         },
@@ -113,15 +114,15 @@ fn a_restarted_agent_readopts_its_running_workloads() {
         Path::new(&format!("/proc/{pid}")).exists(),
         "the container died"
     );
-    let after = ready_pods(&url).expect("pods");
+    let after = ready_pods(&api).expect("pods");
     assert!(
         after.iter().any(|w| w.uid == pod.uid && w.node == "n1"),
         "the same pod is still ready on n1"
     );
-    assert_eq!(restart_count(&url, &pod.name), Some(0));
+    assert_eq!(restart_count(&api, &pod.name), Some(0));
 
     // Re-adopted, not just left alone: the agent manages n1 again.
-    let scaled = drover(&url, &["scale", "deployment/web", "--replicas", "4"]);
+    let scaled = drover(&api, &["scale", "deployment/web", "--replicas", "4"]);
     assert!(
         scaled.status.success(),
         "scale: {}",
@@ -131,7 +132,7 @@ fn a_restarted_agent_readopts_its_running_workloads() {
         "four ready replicas, two on n1",
         Duration::from_secs(60),
         || {
-            ready_pods(&url)
+            ready_pods(&api)
                 .filter(|p| p.len() == 4 && p.iter().filter(|w| w.node == "n1").count() == 2)
         },
     );

@@ -25,20 +25,20 @@ fn autoscaling_under_load_and_back_across_nodes() {
     }
     let started = Instant::now();
     let cluster = Cluster::start("hpa", MANIFEST);
-    let url = cluster.url.clone();
+    let api = cluster.api.clone();
     eventually("one ready endpoint", Duration::from_secs(60), || {
-        (ready_endpoints(&url) == 1).then_some(())
+        (ready_endpoints(&api) == 1).then_some(())
     });
-    let vip = get_json(&url, &["service", "web"])
+    let vip = get_json(&api, &["service", "web"])
         .and_then(|s| s.pointer("/spec/clusterIP")?.as_str().map(str::to_string))
         .expect("the service has a cluster IP");
     let target: SocketAddr = format!("{vip}:80").parse().expect("cluster IP:port");
     eventually("drover top shows the pod", Duration::from_secs(20), || {
-        let out = drover(&url, &["top", "pods", "-l", "app=web"]);
+        let out = drover(&api, &["top", "pods", "-l", "app=web"]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         (out.status.success() && text.contains("web-") && text.contains("CPU(cores)")).then_some(())
     });
-    let nodes = drover(&url, &["top", "nodes"]);
+    let nodes = drover(&api, &["top", "nodes"]);
     let text = String::from_utf8_lossy(&nodes.stdout);
     assert!(
         nodes.status.success() && text.contains("n1") && text.contains("n2"),
@@ -49,7 +49,7 @@ fn autoscaling_under_load_and_back_across_nodes() {
     // The load step: both nodes send through the cluster IP.
     warm_up(&cluster, target);
     let (loads, reaction) = step_up(&cluster, target);
-    let pods = ready_pods(&url).expect("pods");
+    let pods = ready_pods(&api).expect("pods");
     let on = |n: &str| pods.iter().filter(|p| p.node == n).count();
     assert!(
         on("n1") > 0 && on("n2") > 0,
@@ -57,13 +57,13 @@ fn autoscaling_under_load_and_back_across_nodes() {
         on("n1"),
         on("n2")
     );
-    let hpa = drover(&url, &["get", "hpa", "web"]);
+    let hpa = drover(&api, &["get", "hpa", "web"]);
     let hpa_text = String::from_utf8_lossy(&hpa.stdout);
     assert!(
         hpa_text.contains("requests_per_second: ") && hpa_text.contains("/10"),
         "drover get hpa: {hpa_text}"
     );
-    let described = drover(&url, &["describe", "hpa", "web"]);
+    let described = drover(&api, &["describe", "hpa", "web"]);
     let described = String::from_utf8_lossy(&described.stdout);
     assert!(
         described.contains("SuccessfulRescale") && described.contains("New size: 4"),
@@ -84,7 +84,7 @@ fn autoscaling_under_load_and_back_across_nodes() {
         );
     }
     eventually("the HPA scales back to 1", Duration::from_secs(45), || {
-        (replicas(&url) == Some(1)).then_some(())
+        (replicas(&api) == Some(1)).then_some(())
     });
     let down = stopped.elapsed();
     assert!(
@@ -92,7 +92,7 @@ fn autoscaling_under_load_and_back_across_nodes() {
         "scaled down after {down:?}, before the {STABILIZATION:?} window"
     );
     eventually("one ready endpoint again", Duration::from_secs(30), || {
-        (ready_endpoints(&url) == 1).then_some(())
+        (ready_endpoints(&api) == 1).then_some(())
     });
     eprintln!("{test}: load stopped → scaled to 1 after {down:?}");
     drop(cluster);

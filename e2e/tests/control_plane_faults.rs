@@ -17,7 +17,7 @@ fn data_root(test: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("drover-e2e-{test}-{}", std::process::id()))
 }
 
-fn api_list(cp: &ControlPlane) -> Vec<String> {
+fn api_list(cp: &ControlPlane) -> Vec<drover_e2e::pki::Api> {
     cp.members.iter().map(|m| m.api()).collect()
 }
 

@@ -42,7 +42,7 @@ fn a_member_with_a_full_disk_stops_acknowledging_and_recovers_when_space_returns
     }
     let mut cp = ControlPlane::start(&lab, 3, &root);
     let leader = cp.wait_for_leader(None, Duration::from_secs(20));
-    let apis: Vec<String> = cp.members.iter().map(|m| m.api()).collect();
+    let apis: Vec<_> = cp.members.iter().map(|m| m.api()).collect();
     let writers = Writers::start("df", 8, apis);
     eventually("first writes", Duration::from_secs(20), || {
         (writers.acked() >= 100).then_some(())

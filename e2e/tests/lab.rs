@@ -5,24 +5,29 @@
 use std::time::Duration;
 
 use drover_e2e::faults::Fault;
+use drover_e2e::pki::LabPki;
 use drover_e2e::{HostProcess, Lab, drover_bin, run, skip_unless_supported};
 
-/// Whether `from` gets an answer from `url` within one second.
-fn reachable(from: &drover_e2e::Host, url: &str) -> bool {
-    let out = from.exec("curl", &["-sf", "--max-time", "1", url]);
+/// Whether `from` gets an answer from `url` (trusting `ca`) within one second.
+fn reachable(from: &drover_e2e::Host, ca: &str, url: &str) -> bool {
+    let out = from.exec("curl", &["-sf", "--max-time", "1", "--cacert", ca, url]);
     out.status.success()
 }
 
-fn start_server(lab_host: &drover_e2e::Host, dir: &std::path::Path) -> (HostProcess, String) {
-    let args = vec![
+fn start_server(
+    lab_host: &drover_e2e::Host,
+    dir: &std::path::Path,
+    pki: &LabPki,
+) -> (HostProcess, String) {
+    pki.issue("server", "api", &[&lab_host.ip]);
+    let mut args = vec![
         "server".to_string(),
         "--data-dir".into(),
         dir.display().to_string(),
         "--listen".into(),
         format!("{}:0", lab_host.ip),
-        // Lab hosts are namespaces of this machine: nothing leaves it.
-        "--insecure".into(),
     ];
+    args.extend(pki.serving_flags("api"));
     let server = HostProcess::spawn("server", lab_host, &drover_bin(), &args);
     let line = server.wait_for_line("drover server listening on ", Duration::from_secs(30));
     let url = line
@@ -44,8 +49,11 @@ fn hosts_talk_over_the_bridge_and_faults_cut_what_they_say() {
     let a = lab.add_host("a");
     let b = lab.add_host("b");
     let c = lab.add_host("c");
-    let (_server, url) = start_server(&a, &tmp.join("server"));
+    let pki = LabPki::at(&tmp.join("pki"));
+    let (_server, url) = start_server(&a, &tmp.join("server"), &pki);
     let health = format!("{url}/healthz");
+    let ca = pki.file("ca.crt");
+    let reachable = |from: &drover_e2e::Host, url: &str| reachable(from, &ca, url);
 
     assert!(reachable(&b, &health), "b reaches a's server");
     assert!(reachable(&a, &health), "a reaches itself");

@@ -100,7 +100,7 @@ fn run_one(seed: u64, run_for: Duration) -> Summary {
     let lab = Lab::new();
     let mut cp = ControlPlane::start(&lab, 3, &root);
     cp.wait_for_leader(None, Duration::from_secs(20));
-    let apis: Vec<String> = cp.members.iter().map(|m| m.api()).collect();
+    let apis: Vec<_> = cp.members.iter().map(|m| m.api()).collect();
     let keys: Vec<String> = (0..KEYS).map(|k| format!("lin-{seed}-{k}")).collect();
     if let Err(e) = clients::create_keys(&apis[0], &keys) {
         panic!("seed {seed}: {e}");
@@ -183,7 +183,13 @@ fn dump_history(seed: u64, key: &str, history: &[Entry], faults: &[String]) -> s
 
 /// The final read through `api`: retried until the member answers (it may
 /// still be catching up after a restart).
-fn read_eventually(api: &str, id: u64, key: &str, client: usize, clock: Instant) -> Entry {
+fn read_eventually(
+    api: &drover_e2e::pki::Api,
+    id: u64,
+    key: &str,
+    client: usize,
+    clock: Instant,
+) -> Entry {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let entry = clients::read_entry(api, id, key, client, clock);

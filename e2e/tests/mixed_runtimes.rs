@@ -108,10 +108,10 @@ fn containers_and_vms_serve_one_service_across_nodes_from_a_registry() {
             ..ClusterOptions::default()
         },
     );
-    let url = cluster.url.clone();
+    let api = cluster.api.clone();
     // TCG boots take seconds each, more on a loaded machine.
     let pods = eventually("four ready replicas", Duration::from_secs(240), || {
-        ready_pods(&url).filter(|p| p.len() == 4)
+        ready_pods(&api).filter(|p| p.len() == 4)
     });
     let on = |node: &str| pods.iter().filter(|p| p.node == node).count();
     assert!(on("n1") >= 1 && on("n2") >= 1, "replicas on both nodes");
@@ -125,13 +125,13 @@ fn containers_and_vms_serve_one_service_across_nodes_from_a_registry() {
     );
     for node in ["n1", "n2"] {
         let dir = cluster.tmp.join(node).display().to_string();
-        let ls = drover(&url, &["image", "ls", "--data-dir", &dir]);
+        let ls = drover(&api, &["image", "ls", "--data-dir", &dir]);
         let listed = String::from_utf8_lossy(&ls.stdout);
         assert!(listed.contains(&image), "{node} pulled {image}: {listed}");
     }
 
     // Both kinds are in the table, with their nodes.
-    let wide = drover(&url, &["get", "pods", "-o", "wide"]);
+    let wide = drover(&api, &["get", "pods", "-o", "wide"]);
     let table = String::from_utf8_lossy(&wide.stdout);
     eprintln!("{table}");
     for p in &pods {
@@ -141,7 +141,7 @@ fn containers_and_vms_serve_one_service_across_nodes_from_a_registry() {
             .unwrap_or_else(|| panic!("{} in the table", p.name));
         assert!(row.contains(&p.node) && row.contains(&p.ip), "{row}");
     }
-    let vms = get_json(&url, &["pods", "-l", "runtime=vm"])
+    let vms = get_json(&api, &["pods", "-l", "runtime=vm"])
         .and_then(|l| l.get("items")?.as_array().map(Vec::len))
         .unwrap_or(0);
     assert_eq!(vms, 2, "two VM pods");
@@ -149,9 +149,9 @@ fn containers_and_vms_serve_one_service_across_nodes_from_a_registry() {
     // One Service over all four: every replica answers from each node,
     // and the NodePort from outside the cluster.
     eventually("four ready endpoints", Duration::from_secs(30), || {
-        (ready_endpoints(&url) == 4).then_some(())
+        (ready_endpoints(&api) == 4).then_some(())
     });
-    let svc = get_json(&url, &["service", "web"]).expect("service web");
+    let svc = get_json(&api, &["service", "web"]).expect("service web");
     let vip = svc
         .pointer("/spec/clusterIP")
         .and_then(Value::as_str)

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use drover_e2e::cluster::{Cluster, curl_in, ready_pods, skip_reason};
 use drover_e2e::faults::Fault;
+use drover_e2e::pki::Api;
 use drover_e2e::{eventually, skip_unless_supported};
 
 const MANIFEST: &str = r#"
@@ -49,13 +50,13 @@ fn pods_of_a_cut_off_node_are_replaced_and_its_stale_copies_stop_on_return() {
             "2s",
         ],
     );
-    let url = cluster.url.clone();
+    let api = cluster.api.clone();
     // The scheduler spreads the two replicas over both nodes.
     let before = eventually(
         "two ready replicas on two nodes",
         Duration::from_secs(60),
         || {
-            ready_pods(&url).filter(|p| {
+            ready_pods(&api).filter(|p| {
                 p.len() == 2 && p.iter().any(|w| w.node == "n1") && p.iter().any(|w| w.node == "n2")
             })
         },
@@ -72,11 +73,11 @@ fn pods_of_a_cut_off_node_are_replaced_and_its_stale_copies_stop_on_return() {
 
     let cut = Instant::now();
     cluster.lab.inject(&cluster.n1, &Fault::Isolated);
-    let live = |url: &str| {
-        ready_pods(url).map(|p| p.into_iter().filter(|w| !w.terminating).collect::<Vec<_>>())
+    let live = |api: &Api| {
+        ready_pods(api).map(|p| p.into_iter().filter(|w| !w.terminating).collect::<Vec<_>>())
     };
     let after = eventually("both replicas ready on n2", Duration::from_secs(60), || {
-        let p = live(&url);
+        let p = live(&api);
         p.filter(|p| p.len() == 2 && p.iter().all(|w| w.node == "n2"))
     });
     let replaced_in = cut.elapsed();
@@ -99,6 +100,6 @@ fn pods_of_a_cut_off_node_are_replaced_and_its_stale_copies_stop_on_return() {
                 .then_some(())
         },
     );
-    let now = live(&url).unwrap_or_default();
+    let now = live(&api).unwrap_or_default();
     assert_eq!(now.len(), 2, "still exactly two replicas");
 }

@@ -27,19 +27,19 @@ fn scale_from_zero_serves_the_first_request() {
     }
     let started = Instant::now();
     let cluster = Cluster::start("zero", MANIFEST);
-    let url = cluster.url.clone();
+    let api = cluster.api.clone();
     let target = eventually(
         "the service has a cluster IP",
         Duration::from_secs(20),
-        || service_address(&url),
+        || service_address(&api),
     );
     wait_asleep(&cluster, target, Duration::from_secs(30));
 
     let sent = Instant::now();
     let took = first_request(&cluster.n1, target).expect("the first request is answered 200");
     assert!(took < FIRST_REQUEST_TIMEOUT, "{took:?}");
-    assert_eq!(replicas(&url), Some(1), "the HPA woke the Deployment");
-    let described = drover(&url, &["describe", "hpa", "web"]);
+    assert_eq!(replicas(&api), Some(1), "the HPA woke the Deployment");
+    let described = drover(&api, &["describe", "hpa", "web"]);
     let described = String::from_utf8_lossy(&described.stdout);
     assert!(
         described.contains("New size: 1"),
@@ -61,7 +61,7 @@ fn scale_from_zero_serves_the_first_request() {
     let again = first_request(&cluster.n2, target).expect("the next request is answered 200");
     eprintln!("{test}: second wake-up (from n2) answered in {again:?}");
     eventually("one replica again", Duration::from_secs(5), || {
-        (replicas(&url) == Some(1)).then_some(())
+        (replicas(&api) == Some(1)).then_some(())
     });
     drop(cluster);
     assert!(

@@ -11,6 +11,7 @@ use drover_e2e::cluster::{
     Cluster, WebPod, answering, curl_in, curl_in_pod, drover, get_json, ready_endpoints,
     ready_pods, skip_reason,
 };
+use drover_e2e::pki::Api;
 use drover_e2e::{Host, eventually, run, skip_unless_supported};
 use serde_json::Value;
 
@@ -62,7 +63,7 @@ fn services_balance_across_nodes_and_pods_route_between_them() {
         .trim()
         .to_string();
     let mut cluster = Cluster::start("svc", MANIFEST);
-    let (url, tmp) = (cluster.url.clone(), cluster.tmp.clone());
+    let (api, tmp) = (cluster.api.clone(), cluster.tmp.clone());
     let (n1, n2, outside) = (
         cluster.n1.clone(),
         cluster.n2.clone(),
@@ -72,7 +73,7 @@ fn services_balance_across_nodes_and_pods_route_between_them() {
         "a ready web pod on each node",
         Duration::from_secs(60),
         || {
-            let pods = ready_pods(&url)?;
+            let pods = ready_pods(&api)?;
             let on = |n: &str| pods.iter().any(|p| p.node == n);
             (pods.len() == 2 && on("n1") && on("n2")).then_some(pods)
         },
@@ -102,7 +103,7 @@ fn services_balance_across_nodes_and_pods_route_between_them() {
 
     // The cluster IP, from both hosts and from inside a pod (which may be
     // sent to itself), answers from both replicas.
-    let svc = get_json(&url, &["service", "web"]).expect("service web");
+    let svc = get_json(&api, &["service", "web"]).expect("service web");
     let vip = svc
         .pointer("/spec/clusterIP")
         .and_then(Value::as_str)
@@ -168,7 +169,7 @@ fn services_balance_across_nodes_and_pods_route_between_them() {
     // Inside the containers, /etc/resolv.conf points there, and the search
     // list makes the short name work.
     for name in ["web.default.svc.cluster.local", "web"] {
-        let out = drover(&url, &["exec", &p1.name, "--", "nslookup", name]);
+        let out = drover(&api, &["exec", &p1.name, "--", "nslookup", name]);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             text.contains(&vip),
@@ -190,18 +191,28 @@ fn services_balance_across_nodes_and_pods_route_between_them() {
 
     // Counters per service port and per endpoint saw the traffic, and the
     // agent shows them on /metrics.
-    let node = get_json(&url, &["node", "n1"]).expect("node n1");
+    let node = get_json(&api, &["node", "n1"]).expect("node n1");
     let port = node
         .pointer("/status/daemonEndpoints/agentEndpoint/Port")
         .and_then(Value::as_i64)
         .expect("agent port");
+    // Scraped as the control plane scrapes it: the agent's port serves TLS
+    // with n1's certificate and admits the control plane alone.
     let metrics = run(
         "curl",
         &[
             "-sf",
             "--max-time",
             "3",
-            &format!("http://{}:{port}/metrics", n1.ip),
+            "--cacert",
+            &cluster.pki.file("ca.crt"),
+            "--cert",
+            &cluster.pki.file("api.crt"),
+            "--key",
+            &cluster.pki.file("api.key"),
+            "--resolve",
+            &format!("n1:{port}:{}", n1.ip),
+            &format!("https://n1:{port}/metrics"),
         ],
     );
     let text = String::from_utf8_lossy(&metrics.stdout);
@@ -219,14 +230,14 @@ fn services_balance_across_nodes_and_pods_route_between_them() {
     assert!(text.contains(&to_p2), "no counter for {}: {text}", p2.ip);
 
     // No ready endpoint: the cluster IP and the NodePort refuse at once.
-    let scaled = drover(&url, &["scale", "deployment", "web", "--replicas", "0"]);
+    let scaled = drover(&api, &["scale", "deployment", "web", "--replicas", "0"]);
     assert!(
         scaled.status.success(),
         "scale: {}",
         String::from_utf8_lossy(&scaled.stderr)
     );
     eventually("endpoints emptied", Duration::from_secs(30), || {
-        (ready_endpoints(&url) == 0).then_some(())
+        (ready_endpoints(&api) == 0).then_some(())
     });
     let refused = |host: &Host, target: &str| {
         let t = Instant::now();
@@ -317,11 +328,11 @@ fn no_request_fails_through_the_service_during_a_rolling_update() {
         return;
     }
     let cluster = Cluster::start("rolling", ROLLING);
-    let url = cluster.url.clone();
+    let api = cluster.api.clone();
     eventually("three ready endpoints", Duration::from_secs(60), || {
-        (ready_endpoints(&url) == 3).then_some(())
+        (ready_endpoints(&api) == 3).then_some(())
     });
-    let svc = get_json(&url, &["service", "web"]).expect("service web");
+    let svc = get_json(&api, &["service", "web"]).expect("service web");
     let vip = svc
         .pointer("/spec/clusterIP")
         .and_then(Value::as_str)
@@ -331,14 +342,14 @@ fn no_request_fails_through_the_service_during_a_rolling_update() {
     eventually("the cluster IP answers", Duration::from_secs(20), || {
         curl_in(&cluster.n1, &vip_url)
     });
-    let names = |url: &str| -> Vec<String> {
-        ready_pods(url)
+    let names = |api: &Api| -> Vec<String> {
+        ready_pods(api)
             .unwrap_or_default()
             .into_iter()
             .map(|p| p.name)
             .collect()
     };
-    let before = names(&url);
+    let before = names(&api);
 
     // Steady load from a node through the cluster IP, one connection per
     // request, while every pod is replaced.
@@ -361,14 +372,14 @@ fn no_request_fails_through_the_service_during_a_rolling_update() {
             (ok, failed)
         })
     };
-    let restarted = drover(&url, &["rollout", "restart", "deployment", "web"]);
+    let restarted = drover(&api, &["rollout", "restart", "deployment", "web"]);
     assert!(
         restarted.status.success(),
         "rollout restart: {}",
         String::from_utf8_lossy(&restarted.stderr)
     );
     let status = drover(
-        &url,
+        &api,
         &["rollout", "status", "deployment", "web", "--timeout", "90s"],
     );
     assert!(
@@ -378,12 +389,12 @@ fn no_request_fails_through_the_service_during_a_rolling_update() {
     );
     // The last old pods are still terminating: keep the load on a moment.
     eventually("old pods gone", Duration::from_secs(30), || {
-        let pods = get_json(&url, &["pods", "-l", "app=web"])?;
+        let pods = get_json(&api, &["pods", "-l", "app=web"])?;
         (pods.get("items")?.as_array()?.len() == 3).then_some(())
     });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (ok, failed) = load.join().expect("load thread");
-    let after = names(&url);
+    let after = names(&api);
     assert!(
         after.iter().all(|n| !before.contains(n)),
         "every pod replaced: {before:?} → {after:?}"

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::history::{Entry, INITIAL, Op, Outcome};
 use crate::http::{Response, request};
+use crate::pki::Api;
 
 const PATH: &str = "/api/v1/namespaces/default/configmaps";
 /// Long enough for a healthy write, short enough that a request into a
@@ -32,7 +33,7 @@ impl Clients {
     pub fn start(
         keys: &[String],
         per_key: usize,
-        members: &[String],
+        members: &[Api],
         seed: u64,
         clock: Instant,
     ) -> Clients {
@@ -68,7 +69,7 @@ impl Clients {
 }
 
 /// Creates each key holding [`INITIAL`] through `member`.
-pub fn create_keys(member: &str, keys: &[String]) -> Result<(), String> {
+pub fn create_keys(member: &Api, keys: &[String]) -> Result<(), String> {
     for key in keys {
         let body = object(key, INITIAL, None);
         let r = request(member, "POST", PATH, Some(&body), Duration::from_secs(10))?;
@@ -81,7 +82,7 @@ pub fn create_keys(member: &str, keys: &[String]) -> Result<(), String> {
 
 /// A read of `key` on member `id` at `api`, recorded like any other (for
 /// the final reads after the faults are healed).
-pub fn read_entry(api: &str, id: u64, key: &str, client: usize, clock: Instant) -> Entry {
+pub fn read_entry(api: &Api, id: u64, key: &str, client: usize, clock: Instant) -> Entry {
     let invoked = clock.elapsed();
     let outcome = match read(api, key) {
         Some((value, _)) => Outcome::Read(value),
@@ -101,7 +102,7 @@ pub fn read_entry(api: &str, id: u64, key: &str, client: usize, clock: Instant) 
 struct Client {
     id: usize,
     key: String,
-    members: Vec<String>,
+    members: Vec<Api>,
     rng: fastrand::Rng,
     clock: Instant,
     seq: u64,
@@ -170,7 +171,7 @@ impl Client {
         ((self.id as u64 + 1) << 32) | self.seq
     }
 
-    fn put(&mut self, member: &str, value: u64, rv: Option<&str>) -> Outcome {
+    fn put(&mut self, member: &Api, value: u64, rv: Option<&str>) -> Outcome {
         let body = object(&self.key, value, rv);
         let path = format!("{PATH}/{}", self.key);
         match request(member, "PUT", &path, Some(&body), TIMEOUT) {
@@ -185,7 +186,7 @@ impl Client {
     }
 }
 
-fn read(member: &str, key: &str) -> Option<(u64, String)> {
+fn read(member: &Api, key: &str) -> Option<(u64, String)> {
     let r = request(member, "GET", &format!("{PATH}/{key}"), None, TIMEOUT).ok()?;
     (r.status == 200).then_some(())?;
     value_of(&r)
