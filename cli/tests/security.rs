@@ -345,6 +345,45 @@ fn stdout_has(o: &Output, needle: &str) -> Option<()> {
 }
 
 #[test]
+fn an_agent_refuses_to_run_as_another_node_than_its_certificate_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pki, server) = secured_server(dir.path());
+    pki.issue("agent", "n1", &[]);
+    let data = dir.path().join("agent").display().to_string();
+    let (ca, cert, key) = (
+        pki.file("ca.crt"),
+        pki.file("node-n1.crt"),
+        pki.file("node-n1.key"),
+    );
+    let mut agent = Command::new(drover_bin())
+        .args([
+            "agent",
+            "--server",
+            &server.url,
+            "--certificate-authority",
+            &ca,
+        ])
+        .args(["--client-certificate", &cert, "--client-key", &key])
+        .args(["--node-name", "n2", "--data-dir", &data, "--no-pod-network"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("drover agent");
+    // Refused before it connects; a run that goes on is the failure.
+    let exited = eventually(Duration::from_secs(20), || agent.try_wait().ok().flatten());
+    let out = agent.wait_with_output().expect("agent output");
+    assert!(
+        !exited.success(),
+        "the agent ran as n2 with n1's certificate"
+    );
+    let e = stderr(&out);
+    assert!(
+        e.contains("node \"n1\"") && e.contains("--node-name \"n2\""),
+        "{e}"
+    );
+}
+
+#[test]
 fn expired_and_foreign_certificates_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (pki, server) = secured_server(dir.path());

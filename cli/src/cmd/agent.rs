@@ -119,6 +119,7 @@ pub async fn run(server: &str, args: AgentArgs) -> Result<()> {
     if !args.hollow {
         let node_name = args.node_name.clone().unwrap_or_else(machine::hostname);
         let credentials = credentials(server, &args, &node_name).await?;
+        check_node_certificate(&credentials, &node_name)?;
         let client = drover_proto::client::Client::connect_with(server, &credentials).await?;
         return run_real(server, client, args, node_name, &credentials).await;
     }
@@ -176,6 +177,25 @@ async fn credentials(server: &str, args: &AgentArgs, node_name: &str) -> Result<
         return Ok(joined);
     }
     Ok(super::CREDENTIALS.get().cloned().unwrap_or_default())
+}
+
+/// A node certificate speaks for one node: running under another name
+/// would only meet 403s from the server's node authorizer, so say why now.
+/// Other identities (an admin's certificate, a token) are the server's to judge.
+fn check_node_certificate(credentials: &Credentials, node_name: &str) -> Result<()> {
+    let Some((cert, _)) = &credentials.cert_pem else {
+        return Ok(());
+    };
+    let identity = drover_proto::identity::Identity::from_certificate_pem(cert)
+        .map_err(|e| anyhow::anyhow!("the agent's client certificate: {e}"))?;
+    match identity.node_name() {
+        Some(certified) if certified != node_name => bail!(
+            "the client certificate is node {certified:?}'s ({}), but this agent runs as \
+             --node-name {node_name:?}: give the node's own certificate or its name",
+            identity.user
+        ),
+        _ => Ok(()),
+    }
 }
 
 async fn run_real(
