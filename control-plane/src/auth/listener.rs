@@ -1,6 +1,7 @@
 //! A TLS listener for `axum::serve`: handshakes run on their own tasks (a
-//! slow client never holds up others) and each connection carries the
-//! identity its client certificate proves, if it offered one.
+//! slow client never holds up others), at most [`MAX_HANDSHAKES`] at once,
+//! and each connection carries the identity its client certificate proves,
+//! if it offered one.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,12 +11,16 @@ use axum::extract::connect_info::Connected;
 use axum::serve::IncomingStream;
 use drover_proto::identity::Identity;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 /// A handshake must finish within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in flight at once. Past it the listener stops accepting until
+/// one ends, and new connections wait in the kernel's backlog: a flood of
+/// connections that never say hello costs bounded memory and tasks.
+pub const MAX_HANDSHAKES: usize = 1024;
 
 /// The far end of a TLS connection.
 #[derive(Debug, Clone)]
@@ -39,12 +44,27 @@ pub struct TlsListener {
 
 impl TlsListener {
     pub fn new(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
+        TlsListener::with_limit(listener, config, MAX_HANDSHAKES)
+    }
+
+    /// [`TlsListener::new`] with at most `max_handshakes` in flight.
+    pub fn with_limit(
+        listener: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        max_handshakes: usize,
+    ) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
         let (tx, ready) = mpsc::channel(64);
         let acceptor = TlsAcceptor::from(config);
+        let slots = Arc::new(Semaphore::new(max_handshakes.max(1)));
         tokio::spawn(async move {
             loop {
                 // Stops (and frees the port) once the server drops its end.
+                let slot = tokio::select! {
+                    s = slots.clone().acquire_owned() => s,
+                    _ = tx.closed() => return,
+                };
+                let Ok(slot) = slot else { return };
                 let accepted = tokio::select! {
                     a = listener.accept() => a,
                     _ = tx.closed() => return,
@@ -72,6 +92,7 @@ impl TlsListener {
                         }
                         Err(_) => return,
                     };
+                    drop(slot);
                     let identity = tls
                         .get_ref()
                         .1
@@ -103,5 +124,68 @@ impl axum::serve::Listener for TlsListener {
             addr: self.local,
             identity: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::serve::Listener as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+
+    fn configs() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let der = CertificateDer::from(cert.cert.der().to_vec());
+        let key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![der.clone()], key)
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (Arc::new(server), Arc::new(client))
+    }
+
+    async fn handshake(addr: SocketAddr, client: Arc<rustls::ClientConfig>) -> std::io::Result<()> {
+        let tcp = TcpStream::connect(addr).await?;
+        let name = ServerName::try_from("localhost").unwrap();
+        tokio_rustls::TlsConnector::from(client)
+            .connect(name, tcp)
+            .await
+            .map(drop)
+    }
+
+    #[tokio::test]
+    async fn connections_that_never_say_hello_hold_back_new_handshakes_only_up_to_the_limit() {
+        let (server, client) = configs();
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut listener = TlsListener::with_limit(tcp, server, 1).unwrap();
+        let addr = listener.local;
+        tokio::spawn(async move {
+            loop {
+                let _ = listener.accept().await;
+            }
+        });
+        handshake(addr, client.clone()).await.expect("a free slot");
+
+        // One silent connection takes the only slot: the next client waits.
+        let silent = TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let held =
+            tokio::time::timeout(Duration::from_millis(500), handshake(addr, client.clone()));
+        assert!(held.await.is_err(), "a handshake got past the limit");
+
+        // It leaves: the slot is free again.
+        drop(silent);
+        let again = tokio::time::timeout(Duration::from_secs(5), handshake(addr, client));
+        again.await.expect("the slot came back").expect("handshake");
     }
 }
