@@ -45,18 +45,25 @@ impl TokenString {
         })
     }
 
-    /// A new random token.
+    /// A new random token, each character uniform over `[a-z0-9]`.
     pub fn generate() -> TokenString {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        // Bytes from 252 up would favour a..d (256 = 7 × 36 + 4): dropped.
+        const UNBIASED: usize = ALPHABET.len() * (256 / ALPHABET.len());
         use aes_gcm::aead::{KeyInit, OsRng};
-        // 32 bytes from the OS's generator (an AES key is just that).
-        let random = aes_gcm::Aes256Gcm::generate_key(OsRng);
-        let mut chars = random
-            .into_iter()
-            .map(|b| ALPHABET[b as usize % ALPHABET.len()] as char);
+        let mut chars = String::with_capacity(ID_LEN + SECRET_LEN);
+        while chars.len() < ID_LEN + SECRET_LEN {
+            // 32 bytes from the OS's generator (an AES key is just that).
+            for b in aes_gcm::Aes256Gcm::generate_key(OsRng) {
+                if (b as usize) < UNBIASED && chars.len() < ID_LEN + SECRET_LEN {
+                    chars.push(ALPHABET[b as usize % ALPHABET.len()] as char);
+                }
+            }
+        }
+        let (id, secret) = chars.split_at(ID_LEN);
         TokenString {
-            id: chars.by_ref().take(ID_LEN).collect(),
-            secret: chars.take(SECRET_LEN).collect(),
+            id: id.to_string(),
+            secret: secret.to_string(),
         }
     }
 
@@ -196,6 +203,27 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_character_is_equally_likely() {
+        let mut counts = std::collections::HashMap::<char, usize>::new();
+        for _ in 0..20_000 {
+            for c in TokenString::generate()
+                .to_token()
+                .chars()
+                .filter(|&c| c != '.')
+            {
+                *counts.entry(c).or_default() += 1;
+            }
+        }
+        assert_eq!(counts.len(), 36);
+        // 440,000 draws: ~12,222 each, σ ≈ 110. Modulo bias gave a..d +14%.
+        let expected = 20_000.0 * (ID_LEN + SECRET_LEN) as f64 / 36.0;
+        for (c, n) in counts {
+            let off = (n as f64 - expected).abs() / expected;
+            assert!(off < 0.05, "{c:?} drawn {n} times, expected ~{expected:.0}");
+        }
+    }
 
     #[test]
     fn generated_tokens_have_kubeadms_shape_and_differ() {
