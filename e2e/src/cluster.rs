@@ -196,6 +196,9 @@ pub fn ready_endpoints(api: &Api) -> usize {
 pub struct Cluster {
     pub nodes: Nodes,
     pub server: HostProcess,
+    /// The server's host and command line, to restart it as it was.
+    srv: Host,
+    server_args: Vec<String>,
     /// The lab's registry (`reg` host), when asked for.
     pub registry: Option<Registry>,
     /// The server's API, reached as the lab's admin over TLS.
@@ -262,29 +265,20 @@ impl Cluster {
         // lab address, each agent holds one of its own node.
         let pki = LabPki::at(&tmp.join("pki"));
         pki.issue("server", "api", &[&srv.ip]);
-        let server = HostProcess::spawn(
-            "server",
-            &srv,
-            &drover_bin(),
-            &[
-                "server".into(),
-                "--data-dir".into(),
-                tmp.join("server").display().to_string(),
-                "--listen".into(),
-                format!("{}:0", srv.ip),
-            ]
-            .into_iter()
-            .chain(pki.serving_flags("api"))
-            .chain(options.server_flags.iter().map(|f| f.to_string()))
-            .collect::<Vec<_>>(),
-        );
-        let line = server.wait_for_line("drover server listening on ", Duration::from_secs(30));
-        let url = line
-            .split("listening on ")
-            .nth(1)
-            .unwrap_or_default()
-            .trim()
-            .to_string();
+        // A fixed port (the host's namespace is private), so that a
+        // restarted server is where the agents left it.
+        let server_args: Vec<String> = [
+            "server".into(),
+            "--data-dir".into(),
+            tmp.join("server").display().to_string(),
+            "--listen".into(),
+            format!("{}:{}", srv.ip, crate::member::API_PORT),
+        ]
+        .into_iter()
+        .chain(pki.serving_flags("api"))
+        .chain(options.server_flags.iter().map(|f| f.to_string()))
+        .collect();
+        let (server, url) = start_server(&srv, &server_args);
         let addr = url.strip_prefix("https://").unwrap_or_else(|| {
             panic!("the server should serve HTTPS with --cert, but listens on {url}")
         });
@@ -354,6 +348,8 @@ impl Cluster {
         Cluster {
             nodes,
             server,
+            srv,
+            server_args,
             registry,
             api,
             pki,
@@ -365,6 +361,29 @@ impl Cluster {
             files: _tmp,
         }
     }
+}
+
+impl Cluster {
+    /// `kill -9` of the server (the whole control plane), then the same
+    /// server on the same data dir; returns once it listens again.
+    pub fn restart_server(&mut self) {
+        self.server.kill9();
+        let (server, _) = start_server(&self.srv, &self.server_args);
+        self.server = server;
+    }
+}
+
+/// Starts `drover ARGS` on `srv`; the process and the URL it serves.
+fn start_server(srv: &Host, args: &[String]) -> (HostProcess, String) {
+    let server = HostProcess::spawn("server", srv, &drover_bin(), args);
+    let line = server.wait_for_line("drover server listening on ", Duration::from_secs(30));
+    let url = line
+        .split("listening on ")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    (server, url)
 }
 
 /// How a lab cluster is made beyond its manifest.
