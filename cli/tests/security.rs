@@ -830,3 +830,202 @@ fn logs_and_exec_go_through_the_api_server_and_the_agent_port_admits_only_it() {
         (!o.status.success()).then_some(())
     });
 }
+
+/// `curl`'s status code for GET `url` with the client certificate `stem`
+/// of `pki` (`000`: the TLS handshake failed).
+fn curl_as(pki: &Pki, stem: &str, url: &str, extra: &[&str]) -> String {
+    let (cert, key) = (
+        pki.file(&format!("{stem}.crt")),
+        pki.file(&format!("{stem}.key")),
+    );
+    let mut args = vec!["--cert", &cert, "--key", &key];
+    args.extend_from_slice(extra);
+    curl(&pki.file("ca.crt"), "GET", url, &args).0
+}
+
+/// A server started with `--crl-file` of `pki` (an empty list at first)
+/// and `--token-auth-file` `tokens.csv`.
+fn server_with_crl(root: &Path, pki: &Pki, stem: &str, extra: &[&str]) -> Server {
+    let out = ok(cert(&["revoke", "--dir"], &pki.dir, &[]));
+    assert!(out.contains("lists 0 revoked"), "{out}");
+    let mut flags = pki.server_flags(stem);
+    flags.extend([
+        "--crl-file".into(),
+        pki.file("ca.crl"),
+        "--token-auth-file".into(),
+        root.join("tokens.csv").display().to_string(),
+    ]);
+    flags.extend(extra.iter().map(|s| s.to_string()));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    Server::start_with(&root.join("data"), &flags)
+}
+
+#[test]
+fn revoked_certificates_and_removed_tokens_are_refused_without_a_restart() {
+    if !have_curl() {
+        eprintln!("skipped: curl is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::init(dir.path().join("pki"));
+    pki.issue("server", "api", &[]);
+    pki.issue("user", "admin", &["--groups", "system:masters"]);
+    pki.issue("user", "dave", &["--groups", "system:masters"]);
+    pki.issue("agent", "n1", &[]);
+    let tokens = dir.path().join("tokens.csv");
+    std::fs::write(&tokens, "carol-token,carol,3,system:masters\n").expect("tokens");
+    let server = server_with_crl(dir.path(), &pki, "api", &[]);
+    let dave = pki.client_config(&server.url, Some("dave"), None);
+    let admin = pki.client_config(&server.url, Some("admin"), None);
+    ok(drover_as(&dave, &["get", "pods"], None));
+    let node_url = format!("{}/api/v1/nodes/n1", server.url);
+    assert_ne!(curl_as(&pki, "node-n1", &node_url, &[]), "000");
+
+    // Revoked by file, then the agent by serial: both refused within the
+    // poll interval; the others still get in.
+    let out = ok(cert(
+        &["revoke", "--dir"],
+        &pki.dir,
+        &[&pki.file("dave.crt")],
+    ));
+    assert!(
+        out.contains("revoked serial") && out.contains("lists 1 revoked"),
+        "{out}"
+    );
+    let e = eventually(Duration::from_secs(20), || {
+        let o = drover_as(&dave, &["get", "pods"], None);
+        (!o.status.success()).then(|| stderr(&o))
+    });
+    // A connection made just before the new list was read is refused
+    // per request (401); from then on the handshake fails.
+    assert!(e.contains("revoked"), "{e}");
+    // The CLI names the alert when the transport error carries it.
+    let e = fails(drover_as(&dave, &["get", "pods"], None));
+    assert!(
+        e.contains("refuses the client certificate") && e.contains("revoked"),
+        "{e}"
+    );
+    assert_eq!(curl_as(&pki, "dave", &node_url, &[]), "000");
+    ok(drover_as(&admin, &["get", "pods"], None));
+    let serial = {
+        let pem = std::fs::read(pki.dir.join("node-n1.crt")).expect("agent cert");
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).expect("pem");
+        pem.parse_x509().expect("x509").raw_serial_as_string()
+    };
+    ok(cert(&["revoke", "--dir"], &pki.dir, &["--serial", &serial]));
+    eventually(Duration::from_secs(20), || {
+        (curl_as(&pki, "node-n1", &node_url, &[]) == "000").then_some(())
+    });
+    ok(drover_as(&admin, &["get", "pods"], None));
+
+    // A token whose line is removed is refused (401); one added works.
+    let pods = format!("{}/api/v1/namespaces/default/pods", server.url);
+    let with_token = |token: &str| {
+        curl(
+            &pki.file("ca.crt"),
+            "GET",
+            &pods,
+            &["-H", &format!("Authorization: Bearer {token}")],
+        )
+        .0
+    };
+    assert_eq!(with_token("carol-token"), "200");
+    std::fs::write(&tokens, "erin-token,erin,5,system:masters\n").expect("tokens");
+    eventually(Duration::from_secs(20), || {
+        (with_token("carol-token") == "401").then_some(())
+    });
+    assert_eq!(with_token("erin-token"), "200");
+    // A broken file leaves the tokens as they were.
+    std::fs::write(&tokens, "erin-token\n").expect("tokens");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(with_token("erin-token"), "200");
+}
+
+#[test]
+fn a_revoked_peer_certificate_is_refused_by_the_raft_transport() {
+    if !have_curl() {
+        eprintln!("skipped: curl is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::init(dir.path().join("pki"));
+    for id in ["1", "2"] {
+        pki.issue("peer", id, &[]);
+    }
+    std::fs::write(dir.path().join("tokens.csv"), "").expect("tokens");
+    let port = free_ports(1)[0];
+    let listen = format!("127.0.0.1:{port}");
+    let peers = format!("1={listen}");
+    let _one = server_with_crl(
+        dir.path(),
+        &pki,
+        "peer-1",
+        &["--id", "1", "--peer-listen", &listen, "--peers", &peers],
+    );
+    let raft = format!("https://{listen}/drover.raft.RaftTransport/Forward");
+    let frame = dir.path().join("frame");
+    std::fs::write(&frame, [0u8; 5]).expect("frame");
+    let body = format!("@{}", frame.display());
+    let grpc = [
+        "--http2",
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/grpc",
+        "-H",
+        "te: trailers",
+        "--data-binary",
+        &body,
+    ];
+    // Member 2's certificate is accepted (the handshake succeeds) ...
+    assert_ne!(curl_as(&pki, "peer-2", &raft, &grpc), "000");
+    // ... until it is revoked.
+    ok(cert(
+        &["revoke", "--dir"],
+        &pki.dir,
+        &[&pki.file("peer-2.crt")],
+    ));
+    eventually(Duration::from_secs(20), || {
+        (curl_as(&pki, "peer-2", &raft, &grpc) == "000").then_some(())
+    });
+    assert_ne!(curl_as(&pki, "peer-1", &raft, &grpc), "000");
+}
+
+#[test]
+fn a_crl_file_that_cannot_be_used_is_refused_at_start_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::init(dir.path().join("pki"));
+    pki.issue("server", "api", &[]);
+    let other = Pki::init(dir.path().join("other"));
+    ok(cert(&["revoke", "--dir"], &other.dir, &[]));
+    let junk = dir.path().join("junk.crl");
+    std::fs::write(&junk, "not a list").expect("junk");
+    let cases = [
+        (
+            junk.display().to_string(),
+            "is not a certificate revocation list",
+        ),
+        (other.file("ca.crl"), "is not signed by the cluster CA"),
+        (pki.file("missing.crl"), "cannot read the CRL file"),
+    ];
+    for (crl, why) in cases {
+        let out = Command::new(drover_bin())
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(pki.server_flags("api"))
+            .args(["--crl-file", &crl])
+            .output()
+            .expect("drover server");
+        assert!(!out.status.success());
+        let e = stderr(&out);
+        assert!(e.contains(&crl) && e.contains(why), "{e}");
+    }
+    // Revoking a certificate of another CA says so.
+    other.issue("user", "mallory", &[]);
+    let e = fails(cert(
+        &["revoke", "--dir"],
+        &pki.dir,
+        &[&other.file("mallory.crt")],
+    ));
+    assert!(e.contains("was not issued by this CA"), "{e}");
+}

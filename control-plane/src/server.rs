@@ -122,6 +122,15 @@ pub async fn serve(
         Some(m) => leader_signal(m.replicator.leadership()),
     };
     let auth = config.security.as_ref().map(|s| Arc::new(s.auth.clone()));
+    // Revocations take effect without a restart: both files are polled.
+    let reloads: Vec<_> = config
+        .security
+        .iter()
+        .flat_map(|s| {
+            let crl = s.tls.revocation().map(|r| r.spawn_reload());
+            crl.into_iter().chain(s.auth.tokens.spawn_reload())
+        })
+        .collect();
     let mut core = ApiCore::new(store.clone(), auth.clone());
     log_secret_storage(&store, &config.encryption);
     core.at_rest = Arc::new(config.encryption.clone());
@@ -192,6 +201,7 @@ pub async fn serve(
         },
     };
     scraper.abort();
+    reloads.iter().for_each(tokio::task::JoinHandle::abort);
     if let Some(m) = member {
         m.shutdown().await;
     }

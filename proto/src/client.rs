@@ -224,8 +224,9 @@ impl Client {
             return ClientError::Unreachable {
                 url: self.url.clone(),
                 message: format!(
-                    "the server closed the connection ({}); it refuses the client certificate: expired, or signed by another CA?",
-                    s.message()
+                    "the server closed the connection ({}); it refuses the client certificate: {}",
+                    s.message(),
+                    refusal(&s)
                 ),
             };
         }
@@ -452,5 +453,23 @@ impl Client {
             .collect::<Result<_, _>>()
             .map_err(|e| ClientError::Decode(e.to_string()))?;
         Ok((typed, rv))
+    }
+}
+
+/// Why a TLS server refused our certificate, from the alert it sent when
+/// the error chain carries it.
+fn refusal(status: &Status) -> &'static str {
+    let mut chain = String::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(status);
+    while let Some(e) = source {
+        chain.push_str(&format!("{e} {e:?} "));
+        source = e.source();
+    }
+    if chain.contains("CertificateRevoked") {
+        "it has been revoked (drover cert revoke)"
+    } else if chain.contains("CertificateExpired") {
+        "it has expired"
+    } else {
+        "expired, revoked, or signed by another CA?"
     }
 }

@@ -69,6 +69,21 @@ fn to_manifest(doc: Value, source: String) -> Result<Manifest, ManifestError> {
     Ok(Manifest { source, object })
 }
 
+/// What `drover apply -f` and the server make of a manifest's bytes:
+/// parsed, then each object admitted (decoded, defaulted, validated).
+/// For the fuzz target and its stable regression test; must never panic.
+#[doc(hidden)]
+pub fn fuzz_manifest(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(manifests) = parse_manifests(text, "fuzz.yaml") {
+        for m in manifests {
+            let _ = crate::validation::admit(m.object);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
-//! `drover cert init|issue|ca-hash`: the cluster CA and the certificates it signs,
-//! as files in one folder (`ca.crt`/`ca.key`, then `NAME.crt`/`NAME.key`).
+//! `drover cert init|issue|revoke|ca-hash`: the cluster CA and the certificates
+//! it signs, as files in one folder (`ca.crt`/`ca.key`, then `NAME.crt`/`NAME.key`,
+//! and `ca.crl` listing the revoked ones).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,8 +23,26 @@ enum CertCommand {
     Init(InitArgs),
     /// Issue a certificate signed by the CA: `NAME.crt` and `NAME.key`.
     Issue(IssueArgs),
+    /// Revoke a certificate: add it to the CA's revocation list `ca.crl`,
+    /// which `drover server --crl-file` enforces. With neither a file nor
+    /// --serial, (re)writes the list as it is (an empty one to start with).
+    Revoke(RevokeArgs),
     /// Print the CA's `sha256:HEX` pin, for `drover agent --ca-cert-hash`.
     CaHash(CaHashArgs),
+}
+
+#[derive(Args)]
+struct RevokeArgs {
+    /// Folder holding the CA (`ca.crt`, `ca.key`); the list is `ca.crl` there.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The certificate to revoke (PEM), e.g. `alice.crt`.
+    #[arg(value_name = "CERT_FILE", conflicts_with = "serial")]
+    cert: Option<PathBuf>,
+    /// The serial number to revoke, in hex (`openssl x509 -noout -serial`),
+    /// when the certificate file is gone.
+    #[arg(long)]
+    serial: Option<String>,
 }
 
 #[derive(Args)]
@@ -96,6 +115,7 @@ pub fn run(args: CertArgs) -> Result<()> {
             println!("certificate written to {}", cert.display());
             Ok(())
         }
+        CertCommand::Revoke(a) => revoke(&a),
         CertCommand::CaHash(a) => {
             let path = a.dir.join("ca.crt");
             let pem =
@@ -106,6 +126,66 @@ pub fn run(args: CertArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `drover cert revoke`: adds the certificate to `DIR/ca.crl`, replaced
+/// in one rename so a server polling it never reads half a list.
+fn revoke(args: &RevokeArgs) -> Result<()> {
+    let ca = read_ca(&args.dir)?;
+    let serial = match (&args.cert, &args.serial) {
+        (Some(path), _) => {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Some(
+                pki::crl::serial_of(&ca, &pem)
+                    .with_context(|| format!("cannot revoke {}", path.display()))?,
+            )
+        }
+        (None, Some(text)) => Some(pki::crl::parse_serial(text)?),
+        (None, None) => None,
+    };
+    let path = args.dir.join("ca.crl");
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let (pem, listed) = pki::crl::revoke(
+        &ca,
+        existing.as_deref(),
+        serial.as_slice(),
+        OffsetDateTime::now_utc(),
+    )
+    .with_context(|| format!("cannot update {}", path.display()))?;
+    let temp = args.dir.join(".ca.crl.tmp");
+    std::fs::write(&temp, pem).with_context(|| format!("cannot write {}", temp.display()))?;
+    std::fs::rename(&temp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    if let Some(serial) = serial {
+        println!("revoked serial {}", pki::crl::display_serial(&serial));
+    }
+    println!(
+        "{} lists {listed} revoked certificate(s); servers started with --crl-file {} refuse them",
+        path.display(),
+        path.display()
+    );
+    Ok(())
+}
+
+fn read_ca(ca_dir: &Path) -> Result<Pem> {
+    let read = |name: &str| {
+        let path = ca_dir.join(name);
+        std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read {} (run `drover cert init --dir {}` first)",
+                path.display(),
+                ca_dir.display()
+            )
+        })
+    };
+    Ok(Pem {
+        cert: read("ca.crt")?,
+        key: read("ca.key")?,
+    })
 }
 
 /// Creates the CA in `dir` unless one is there.
@@ -124,20 +204,7 @@ pub fn init_ca(dir: &Path, days: u32) -> Result<()> {
 /// Issues `request` with the CA in `ca_dir`; writes the pair into `out`.
 /// Returns the paths of the certificate and the key.
 pub fn issue_into(ca_dir: &Path, request: &CertRequest, out: &Path) -> Result<(PathBuf, PathBuf)> {
-    let read = |name: &str| {
-        let path = ca_dir.join(name);
-        std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "cannot read {} (run `drover cert init --dir {}` first)",
-                path.display(),
-                ca_dir.display()
-            )
-        })
-    };
-    let ca = Pem {
-        cert: read("ca.crt")?,
-        key: read("ca.key")?,
-    };
+    let ca = read_ca(ca_dir)?;
     let (user, _) = pki::subject(request)?;
     let pem = pki::issue(&ca, request)?;
     write_pair(out, &pki::file_stem(&user), &pem)

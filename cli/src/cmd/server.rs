@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use drover_control_plane::auth::{Auth, Authorizer, TlsFiles, TokenBook, rbac};
+use drover_control_plane::auth::{Auth, Authorizer, TlsFiles, Tokens, rbac};
 use std::sync::Arc;
 
 use drover_control_plane::auth::join::NodeSigner;
@@ -90,9 +90,16 @@ pub struct ServerArgs {
     /// create`) and get a node certificate signed here.
     #[arg(long, requires = "ca", value_name = "FILE")]
     ca_key: Option<PathBuf>,
-    /// Bearer tokens, one `token,user,uid,"group1,group2"` a line (Kubernetes' static token file).
+    /// Bearer tokens, one `token,user,uid,"group1,group2"` a line (Kubernetes'
+    /// static token file). Read again when it changes: delete a line to
+    /// revoke a token.
     #[arg(long, requires = "ca", value_name = "FILE")]
     token_auth_file: Option<PathBuf>,
+    /// Revoked certificates: a CRL signed by the CA (`drover cert revoke`
+    /// writes `ca.crl`). Every TLS listener refuses the client certificates
+    /// it lists; the file is read again when it changes.
+    #[arg(long, requires = "ca", value_name = "FILE")]
+    crl_file: Option<PathBuf>,
     /// ClusterRoleBindings and RoleBindings (rbac.authorization.k8s.io/v1
     /// YAML) giving the built-in roles cluster-admin, edit and view to users and groups.
     #[arg(long, requires = "ca", value_name = "FILE")]
@@ -131,14 +138,15 @@ fn security(args: &ServerArgs) -> Result<Option<Security>> {
         ca: ca.clone(),
         cert: cert.clone(),
         key: key.clone(),
+        crl: args.crl_file.clone(),
     }
     .load()?;
     let read = |path: &PathBuf| {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
     };
     let tokens = match &args.token_auth_file {
-        Some(path) => TokenBook::parse(&read(path)?, &path.display().to_string())?,
-        None => TokenBook::default(),
+        Some(path) => Tokens::from_file(path)?,
+        None => Tokens::default(),
     };
     let roles = rbac::builtin_roles();
     let bindings = match &args.authorization_policy_file {
@@ -162,11 +170,13 @@ fn security(args: &ServerArgs) -> Result<Option<Security>> {
         }
         None => None,
     };
+    let revocation = tls.revocation().cloned();
     Ok(Some(Security {
         tls,
         auth: Auth {
             tokens,
             authorizer: Authorizer::new(bindings),
+            revocation,
         },
         signer,
     }))

@@ -4,6 +4,7 @@
 //! Pure: PEM in, PEM out; `cmd::cert` does the files.
 
 pub mod ca_hash;
+pub mod crl;
 pub mod node_signer;
 
 use std::net::IpAddr;

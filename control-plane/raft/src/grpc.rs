@@ -219,7 +219,13 @@ pub struct RaftService {
     /// Callers must present a member's certificate (`CN=peer:ID`), and
     /// may only send as that member.
     require_peer_certificates: bool,
+    /// Says why a certificate (DER) may no longer be used, e.g. revoked
+    /// since its connection was opened; checked on every call.
+    certificate_check: Option<CertificateCheck>,
 }
+
+/// See [`RaftService::checking_certificates`].
+pub type CertificateCheck = Arc<dyn Fn(&[u8]) -> Result<(), String> + Send + Sync>;
 
 impl RaftService {
     pub fn new(inbox: Inbox, forwarder: Option<Forwarder>) -> Self {
@@ -227,7 +233,15 @@ impl RaftService {
             inbox,
             forwarder,
             require_peer_certificates: false,
+            certificate_check: None,
         }
+    }
+
+    /// Refuses calls whose certificate `check` rejects (a connection
+    /// outlives the revocation of the certificate it was opened with).
+    pub fn checking_certificates(mut self, check: CertificateCheck) -> Self {
+        self.certificate_check = Some(check);
+        self
     }
 
     /// Served over mutual TLS: accept only members' certificates and bind
@@ -253,6 +267,9 @@ impl RaftService {
         let der = certs
             .first()
             .ok_or_else(|| refuse("no client certificate"))?;
+        if let Some(check) = &self.certificate_check {
+            check(der).map_err(|why| refuse(&why))?;
+        }
         let identity = Identity::from_certificate_der(der).map_err(|e| refuse(&e.to_string()))?;
         identity
             .peer_id()

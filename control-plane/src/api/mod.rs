@@ -4,6 +4,8 @@
 
 pub mod cluster;
 pub mod core;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod grpc;
 pub mod http;
 pub mod metrics;

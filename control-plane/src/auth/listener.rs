@@ -17,9 +17,10 @@ use tokio_rustls::server::TlsStream;
 
 /// A handshake must finish within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in flight at once. Past it the listener stops accepting until
-/// one ends, and new connections wait in the kernel's backlog: a flood of
-/// connections that never say hello costs bounded memory and tasks.
+/// Handshakes in flight at once, per listener. Past it the listener stops
+/// accepting until one ends, and new connections wait in the kernel's
+/// backlog: a flood of connections that never say hello costs bounded
+/// memory and tasks.
 pub const MAX_HANDSHAKES: usize = 1024;
 
 /// The far end of a TLS connection.
@@ -28,6 +29,9 @@ pub struct TlsPeer {
     pub addr: SocketAddr,
     /// From the client certificate, verified against the cluster CA.
     pub identity: Option<Identity>,
+    /// The client certificate's serial number, checked against the
+    /// revocation list on each request (connections outlive revocations).
+    pub serial: Option<Vec<u8>>,
 }
 
 impl Connected<IncomingStream<'_, TlsListener>> for TlsPeer {
@@ -54,57 +58,81 @@ impl TlsListener {
         max_handshakes: usize,
     ) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        let acceptor = TlsAcceptor::from(config);
-        let slots = Arc::new(Semaphore::new(max_handshakes.max(1)));
-        tokio::spawn(async move {
-            loop {
-                // Stops (and frees the port) once the server drops its end.
-                let slot = tokio::select! {
-                    s = slots.clone().acquire_owned() => s,
-                    _ = tx.closed() => return,
-                };
-                let Ok(slot) = slot else { return };
-                let accepted = tokio::select! {
-                    a = listener.accept() => a,
-                    _ = tx.closed() => return,
-                };
-                let (tcp, addr) = match accepted {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait, go on.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = tcp.set_nodelay(true);
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
-                        .await
-                    {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%addr, error = %e, "TLS handshake refused");
-                            metrics::counter!("drover_tls_handshake_failures_total").increment(1);
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                    drop(slot);
-                    let identity = tls
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .and_then(|der| Identity::from_certificate_der(der).ok());
-                    let _ = tx.send((tls, TlsPeer { addr, identity })).await;
-                });
-            }
+        let ready = spawn_acceptor(listener, config, max_handshakes, |tls, addr| {
+            let leaf = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+            let peer = TlsPeer {
+                addr,
+                identity: leaf.and_then(|der| Identity::from_certificate_der(der).ok()),
+                serial: leaf.and_then(|der| super::revocation::certificate_serial(der)),
+            };
+            (tls, peer)
         });
         Ok(TlsListener { local, ready })
     }
+}
+
+/// Finished TLS connections of `listener`, for a tonic server
+/// (`serve_with_incoming`): tonic reads the client certificates from them.
+pub fn tls_incoming(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
+    let ready = spawn_acceptor(listener, config, MAX_HANDSHAKES, |tls, _| Ok(tls));
+    tokio_stream::wrappers::ReceiverStream::new(ready)
+}
+
+/// Accepts TCP on a task and runs each handshake on its own, at most
+/// `max_handshakes` at once; what `made` makes of each finished connection
+/// comes out of the channel.
+fn spawn_acceptor<T: Send + 'static>(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    max_handshakes: usize,
+    made: fn(TlsStream<TcpStream>, SocketAddr) -> T,
+) -> mpsc::Receiver<T> {
+    let (tx, ready) = mpsc::channel(64);
+    let acceptor = TlsAcceptor::from(config);
+    let slots = Arc::new(Semaphore::new(max_handshakes.max(1)));
+    tokio::spawn(async move {
+        loop {
+            // Stops (and frees the port) once the server drops its end.
+            let slot = tokio::select! {
+                s = slots.clone().acquire_owned() => s,
+                _ = tx.closed() => return,
+            };
+            let Ok(slot) = slot else { return };
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = tx.closed() => return,
+            };
+            let (tcp, addr) = match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%addr, error = %e, "TLS handshake refused");
+                        metrics::counter!("drover_tls_handshake_failures_total").increment(1);
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                drop(slot);
+                let _ = tx.send(made(tls, addr)).await;
+            });
+        }
+    });
+    ready
 }
 
 impl axum::serve::Listener for TlsListener {
@@ -123,6 +151,7 @@ impl axum::serve::Listener for TlsListener {
         Ok(TlsPeer {
             addr: self.local,
             identity: None,
+            serial: None,
         })
     }
 }

@@ -7,6 +7,8 @@ pub mod listener;
 pub mod login;
 pub mod node_restriction;
 pub mod rbac;
+pub mod reload;
+pub mod revocation;
 pub mod tls;
 pub mod tokens;
 
@@ -20,13 +22,16 @@ use std::sync::Arc;
 pub use listener::{TlsListener, TlsPeer};
 pub use rbac::{Attributes, Authorizer};
 pub use tls::{TlsError, TlsFiles, TlsMaterial};
-pub use tokens::TokenBook;
+pub use tokens::{TokenBook, Tokens};
 
 /// Authentication and authorization of one server.
 #[derive(Debug, Clone)]
 pub struct Auth {
-    pub tokens: TokenBook,
+    pub tokens: Tokens,
     pub authorizer: Authorizer,
+    /// Revoked client certificates (`--crl-file`): checked on every
+    /// request too, for connections opened before the revocation.
+    pub revocation: Option<Arc<revocation::Revocation>>,
 }
 
 /// Routes anyone may call: load balancers and kubelets-style probes have
@@ -60,13 +65,25 @@ fn is_grpc(req: &Request) -> bool {
 /// else a bearer token) and records it on the request for the handlers'
 /// authorization; nobody → 401 (gRPC `UNAUTHENTICATED`).
 pub async fn authenticate(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
-    let from_cert = req
+    let peer = req
         .extensions()
         .get::<ConnectInfo<TlsPeer>>()
-        .and_then(|c| c.0.identity.clone());
+        .map(|c| c.0.clone());
+    let revoked = match (
+        &auth.revocation,
+        peer.as_ref().and_then(|p| p.serial.as_ref()),
+    ) {
+        (Some(revocation), Some(serial)) => revocation.current().1.revokes(serial),
+        _ => false,
+    };
+    if revoked {
+        metrics::counter!("drover_authentication_failures_total").increment(1);
+        return unauthorized(&req, "the client certificate has been revoked");
+    }
+    let from_cert = peer.and_then(|p| p.identity);
     let identity = match (from_cert, bearer(&req)) {
         (Some(id), _) => Some(id),
-        (None, Some(token)) => auth.tokens.lookup(token).cloned(),
+        (None, Some(token)) => auth.tokens.lookup(token),
         (None, None) => None,
     };
     match identity {
@@ -77,24 +94,28 @@ pub async fn authenticate(State(auth): State<Arc<Auth>>, mut req: Request, next:
         None if is_public(req.uri().path()) => next.run(req).await,
         None => {
             metrics::counter!("drover_authentication_failures_total").increment(1);
-            let message = "no valid client certificate or bearer token";
-            if is_grpc(&req) {
-                tonic::Status::unauthenticated(message)
-                    .into_http::<axum::body::Body>()
-                    .into_response()
-            } else {
-                let body = serde_json::json!({
-                    "kind": "Status", "apiVersion": "v1", "status": "Failure",
-                    "message": format!("Unauthorized: {message}"), "reason": "Unauthorized", "code": 401,
-                });
-                (
-                    StatusCode::UNAUTHORIZED,
-                    [(header::WWW_AUTHENTICATE, "Bearer")],
-                    axum::Json(body),
-                )
-                    .into_response()
-            }
+            unauthorized(&req, "no valid client certificate or bearer token")
         }
+    }
+}
+
+/// 401, as gRPC `UNAUTHENTICATED` or a Kubernetes `Status`.
+fn unauthorized(req: &Request, message: &str) -> Response {
+    if is_grpc(req) {
+        tonic::Status::unauthenticated(message)
+            .into_http::<axum::body::Body>()
+            .into_response()
+    } else {
+        let body = serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "message": format!("Unauthorized: {message}"), "reason": "Unauthorized", "code": 401,
+        });
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            axum::Json(body),
+        )
+            .into_response()
     }
 }
 

@@ -1,6 +1,7 @@
 //! The server's TLS material (`--ca`, `--cert`, `--key`) and the rustls
 //! configurations made from it: the API asks clients for a certificate
 //! (optional, so bearer tokens work too); the Raft transport requires one.
+//! With `--crl-file`, both refuse certificates the CA has revoked.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,6 +10,9 @@ use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
+
+use super::revocation::{CrlError, Revocation, RevokingVerifier};
 
 /// Paths of the CA that signs every cluster certificate, and of this
 /// server's own certificate and key.
@@ -17,6 +21,8 @@ pub struct TlsFiles {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// Revoked certificates (`--crl-file`), signed by the CA.
+    pub crl: Option<PathBuf>,
 }
 
 /// The files, read.
@@ -27,6 +33,7 @@ pub struct TlsMaterial {
     pub key_pem: Vec<u8>,
     roots: Arc<RootCertStore>,
     chain: Vec<CertificateDer<'static>>,
+    revocation: Option<Arc<Revocation>>,
 }
 
 /// Why the TLS files cannot be used.
@@ -41,6 +48,8 @@ pub enum TlsError {
     Pem { path: PathBuf, message: String },
     #[error("TLS settings: {0}")]
     Config(String),
+    #[error(transparent)]
+    Crl(#[from] CrlError),
 }
 
 impl TlsFiles {
@@ -66,7 +75,12 @@ impl TlsFiles {
             Ok(certs)
         };
         let mut roots = RootCertStore::empty();
-        for ca in certs(&self.ca, &ca_pem)? {
+        let cas = certs(&self.ca, &ca_pem)?;
+        let revocation = match &self.crl {
+            Some(path) => Some(Revocation::load(path, &cas[0])?),
+            None => None,
+        };
+        for ca in cas {
             roots
                 .add(ca)
                 .map_err(|e| pem_error(&self.ca, format!("not a usable CA certificate: {e}")))?;
@@ -80,6 +94,7 @@ impl TlsFiles {
             key_pem,
             roots: Arc::new(roots),
             chain,
+            revocation,
         })
     }
 }
@@ -92,28 +107,53 @@ impl TlsMaterial {
     /// The API's server config: HTTP/2 (gRPC) and HTTP/1.1; a client
     /// certificate is verified against the CA when one is offered.
     pub fn api_server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        self.server_config(false, &[b"h2", b"http/1.1"])
+    }
+
+    /// Mutual TLS for the Raft transport, server side: a client
+    /// certificate from this CA is required.
+    pub fn peer_server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        self.server_config(true, &[b"h2"])
+    }
+
+    fn server_config(
+        &self,
+        mandatory: bool,
+        alpn: &[&[u8]],
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let key = PrivateKeyDer::from_pem_slice(&self.key_pem)
             .map_err(|e| TlsError::Config(e.to_string()))?;
-        let verifier = WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider())
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let config_error =
+            |e: rustls::server::VerifierBuilderError| TlsError::Config(e.to_string());
+        let verifier: Arc<dyn ClientCertVerifier> = match &self.revocation {
+            Some(revocation) => {
+                RevokingVerifier::new(self.roots.clone(), mandatory, revocation.clone())
+                    .map_err(config_error)?
+            }
+            None => {
+                let builder =
+                    WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider());
+                let builder = if mandatory {
+                    builder
+                } else {
+                    builder.allow_unauthenticated()
+                };
+                builder.build().map_err(config_error)?
+            }
+        };
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Config(e.to_string()))?
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain.clone(), key)
             .map_err(|e| TlsError::Config(format!("the certificate and key do not match: {e}")))?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
     }
 
-    /// Mutual TLS for the Raft transport, server side: a client
-    /// certificate from this CA is required.
-    pub fn peer_server_tls(&self) -> tonic::transport::ServerTlsConfig {
-        tonic::transport::ServerTlsConfig::new()
-            .identity(self.identity())
-            .client_ca_root(tonic::transport::Certificate::from_pem(&self.ca_pem))
+    /// The revocation list in force (`--crl-file`), if any.
+    pub fn revocation(&self) -> Option<&Arc<Revocation>> {
+        self.revocation.as_ref()
     }
 
     /// Mutual TLS for the Raft transport, client side.

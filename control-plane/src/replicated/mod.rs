@@ -174,25 +174,33 @@ pub async fn start(
         })?;
     let replicator = Replicator::new(raft.clone(), applied_rx, tls.map(|t| t.peer_client_tls()));
     let mut service = RaftService::new(raft.inbox(), Some(forwarder(replicator.clone())));
-    let mut server = tonic::transport::Server::builder().tcp_nodelay(true);
-    if let Some(tls) = tls {
-        service = service.requiring_peer_certificates();
-        server = server
-            .tls_config(tls.peer_server_tls())
-            .map_err(|e| StartError::PeerTls(e.to_string()))?;
-    }
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = tonic::transport::Server::builder().tcp_nodelay(true);
     let stop = raft.leadership();
-    tokio::spawn(async move {
-        let stopped = stopped(stop);
-        let served = server
-            .add_service(service.into_server())
-            .serve_with_incoming_shutdown(incoming, stopped)
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "the raft peer transport stopped");
+    match tls {
+        // Our own acceptor rather than tonic's TLS settings: the client
+        // certificate verifier is ours (it knows the revocation list).
+        Some(tls) => {
+            service = service.requiring_peer_certificates();
+            if let Some(revocation) = tls.revocation().cloned() {
+                service = service.checking_certificates(Arc::new(move |der: &[u8]| {
+                    if revocation.revokes_certificate(der) {
+                        Err("the certificate has been revoked".to_string())
+                    } else {
+                        Ok(())
+                    }
+                }));
+            }
+            let config = tls
+                .peer_server_config()
+                .map_err(|e| StartError::PeerTls(e.to_string()))?;
+            let incoming = crate::auth::listener::tls_incoming(listener, config);
+            tokio::spawn(serve_peers(server, service, incoming, stop));
         }
-    });
+        None => {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            tokio::spawn(serve_peers(server, service, incoming, stop));
+        }
+    }
     tracing::info!(member = settings.id, %peer_addr, "raft member started");
     let store = Store::replicated(shared_state, events, db, replicator.clone());
     Ok(Member {
@@ -201,6 +209,30 @@ pub async fn start(
         peer_addr,
         exit: watch_exit(thread),
     })
+}
+
+/// Serves the Raft transport on `incoming` until the node stops.
+async fn serve_peers<IO, IE>(
+    mut server: tonic::transport::Server,
+    service: RaftService,
+    incoming: impl futures::Stream<Item = Result<IO, IE>>,
+    stop: tokio::sync::watch::Receiver<drover_raft::Leadership>,
+) where
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let served = server
+        .add_service(service.into_server())
+        .serve_with_incoming_shutdown(incoming, stopped(stop))
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "the raft peer transport stopped");
+    }
 }
 
 /// Resolves when the node stops for good (shut down or removed).

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use drover_control_plane::Security;
-use drover_control_plane::auth::{Auth, Authorizer, TlsFiles, TokenBook};
+use drover_control_plane::auth::{Auth, Authorizer, TlsFiles, TokenBook, Tokens};
 use drover_control_plane::encryption::{KeyConfig, SecretEncryption};
 use drover_proto::client::Credentials;
 use drover_proto::identity::MASTERS_GROUP;
@@ -128,6 +128,7 @@ impl DevPki {
             ca: self.path("ca.crt"),
             cert: self.path("server.crt"),
             key: self.path("server.key"),
+            crl: None,
         }
         .load()?;
         let tokens_path = self.path(TOKENS);
@@ -136,8 +137,9 @@ impl DevPki {
         Ok(Security {
             tls,
             auth: Auth {
-                tokens: TokenBook::parse(&text, &tokens_path.display().to_string())?,
+                tokens: Tokens::fixed(TokenBook::parse(&text, &tokens_path.display().to_string())?),
                 authorizer: Authorizer::new(vec![]),
+                revocation: None,
             },
             signer: None,
         })
