@@ -163,6 +163,12 @@ impl StateMachine {
                 object,
                 precondition,
             } => self.update_status(object, *precondition, &mut changes),
+            Command::Bind {
+                namespace,
+                name,
+                node,
+                precondition,
+            } => self.bind(namespace, name, node, *precondition, &mut changes),
             Command::Delete {
                 kind,
                 namespace,
@@ -435,6 +441,50 @@ impl StateMachine {
             return Ok(existing);
         }
         Ok(self.put(kind, key, new, changes))
+    }
+
+    /// Binds a pod: the same change as an update that sets `spec.nodeName`,
+    /// refused for a pod that is bound already or being deleted.
+    fn bind(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        node: &str,
+        precondition: Option<u64>,
+        changes: &mut Vec<Arc<Change>>,
+    ) -> Result<Arc<Object>, ApplyError> {
+        let key = object_key(Kind::Pod, namespace, name);
+        let existing = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| Self::not_found(Kind::Pod, name))?;
+        Self::check_precondition(&existing, Kind::Pod, precondition)?;
+        let refuse = |why: String| ApplyError::NotBindable {
+            name: name.to_string(),
+            why,
+        };
+        if existing.metadata.deletion_timestamp.is_some() {
+            return Err(refuse("it is being deleted".into()));
+        }
+        let bound = existing
+            .body
+            .get("spec")
+            .and_then(|s| s.get("nodeName"))
+            .and_then(|n| n.as_str())
+            .filter(|n| !n.is_empty());
+        if let Some(bound) = bound {
+            return Err(refuse(format!("it is already assigned to node {bound:?}")));
+        }
+        let mut new = (*existing).clone();
+        let Some(spec) = new.body.get_mut("spec").and_then(|s| s.as_object_mut()) else {
+            return Err(ApplyError::Invalid(format!(
+                "pod {name:?} has no spec to bind"
+            )));
+        };
+        spec.insert("nodeName".into(), node.into());
+        new.metadata.generation = Some(existing.metadata.generation.unwrap_or(0) + 1);
+        Ok(self.put(Kind::Pod, key, new, changes))
     }
 
     /// Every object, for snapshots and tests.
