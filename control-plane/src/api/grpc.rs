@@ -202,7 +202,7 @@ impl pb::api_server::Api for ApiCore {
                 let msg = match item {
                     Ok(i) => Ok(pb::WatchEvent {
                         r#type: i.type_.to_string(),
-                        object: i.object.to_json(),
+                        object: i.object_json().into_owned(),
                         resource_version: i.revision,
                     }),
                     // Gone (relist) as OUT_OF_RANGE; a Secret that cannot be opened as INTERNAL.
