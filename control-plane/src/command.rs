@@ -21,6 +21,13 @@ pub enum Command {
         object: Object,
         precondition: Option<u64>,
     },
+    /// Sets a pending pod's `spec.nodeName` (the scheduler's binding).
+    Bind {
+        namespace: String,
+        name: String,
+        node: String,
+        precondition: Option<u64>,
+    },
     /// Deletes an object, or marks it when finalizers or a grace period hold it.
     Delete {
         kind: Kind,
@@ -75,6 +82,9 @@ pub enum ApplyError {
         expected: u64,
         actual: u64,
     },
+    /// A binding that lost to another change: the pod is bound or going away.
+    #[error("cannot bind pod \"{name}\": {why}")]
+    NotBindable { name: String, why: String },
     #[error("{0}")]
     Invalid(String),
 }

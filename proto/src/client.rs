@@ -331,6 +331,37 @@ impl Client {
         decode(&reply.object)
     }
 
+    /// Binds pods to nodes, each by compare-and-set on the resourceVersion
+    /// it names (0: none). One result per binding, in order; the outer error
+    /// is for a call that failed as a whole.
+    pub async fn bind(
+        &self,
+        bindings: Vec<pb::Binding>,
+    ) -> Result<Vec<Result<(), ClientError>>, ClientError> {
+        let count = bindings.len();
+        let reply = self
+            .api
+            .clone()
+            .bind(self.request(pb::BindRequest { bindings }))
+            .await
+            .map_err(|s| self.map(s))?
+            .into_inner();
+        if reply.results.len() != count {
+            return Err(ClientError::Other(format!(
+                "the server answered {} of {count} bindings",
+                reply.results.len()
+            )));
+        }
+        Ok(reply
+            .results
+            .into_iter()
+            .map(|r| match Code::from(r.code) {
+                Code::Ok => Ok(()),
+                code => Err(ClientError::from_status(Status::new(code, r.message))),
+            })
+            .collect())
+    }
+
     /// Deletes (or marks for deletion when finalizers or a grace period hold it).
     pub async fn delete(
         &self,

@@ -69,7 +69,9 @@ impl From<StoreError> for ApiError {
         let code = match &e {
             StoreError::Apply(ApplyError::NotFound { .. }) => ErrorCode::NotFound,
             StoreError::Apply(ApplyError::AlreadyExists { .. }) => ErrorCode::AlreadyExists,
-            StoreError::Apply(ApplyError::Conflict { .. }) => ErrorCode::Conflict,
+            StoreError::Apply(ApplyError::Conflict { .. } | ApplyError::NotBindable { .. }) => {
+                ErrorCode::Conflict
+            }
             StoreError::Apply(ApplyError::Invalid(_)) => ErrorCode::Invalid,
             StoreError::Unavailable(_) => ErrorCode::Unavailable,
         };
@@ -302,6 +304,39 @@ impl ApiCore {
         }
         .await;
         observe("update", &kind_label, start, &r);
+        r
+    }
+
+    /// Binds a pending pod to `node` (`pods/binding`); `precondition` is
+    /// the resourceVersion the scheduler decided on.
+    pub async fn bind(
+        &self,
+        namespace: &str,
+        name: &str,
+        node: &str,
+        precondition: Option<u64>,
+    ) -> Result<(), ApiError> {
+        let start = Instant::now();
+        let r = async {
+            drover_proto::validation::names::check_dns_subdomain(node)
+                .map_err(|e| ApiError::invalid(format!("nodeName {node:?}: {e}")))?;
+            let namespace = if namespace.is_empty() {
+                drover_proto::DEFAULT_NAMESPACE
+            } else {
+                namespace
+            };
+            self.store
+                .propose(Command::Bind {
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                    node: node.to_string(),
+                    precondition,
+                })
+                .await?;
+            Ok(())
+        }
+        .await;
+        observe("bind", Kind::Pod.name(), start, &r);
         r
     }
 

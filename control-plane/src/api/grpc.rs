@@ -152,6 +152,34 @@ impl pb::api_server::Api for ApiCore {
         }))
     }
 
+    async fn bind(&self, req: Request<pb::BindRequest>) -> Result<Response<pb::BindReply>, Status> {
+        let (ext, req) = (req.extensions().clone(), req.into_inner());
+        // Proposed together, the bindings share the writer's batches.
+        let results = futures::future::join_all(req.bindings.iter().map(|b| async {
+            self.authorize(&ext, "create", "pods/binding", &b.namespace)?;
+            let precondition = (b.resource_version != 0).then_some(b.resource_version);
+            ApiCore::bind(self, &b.namespace, &b.name, &b.node_name, precondition).await
+        }))
+        .await;
+        let results = results
+            .into_iter()
+            .map(|r| match r {
+                Ok(()) => pb::BindResult {
+                    code: tonic::Code::Ok as i32,
+                    message: String::new(),
+                },
+                Err(e) => {
+                    let status = Status::from(e);
+                    pb::BindResult {
+                        code: status.code() as i32,
+                        message: status.message().to_string(),
+                    }
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::BindReply { results }))
+    }
+
     type WatchStream = WatchStream;
 
     async fn watch(
@@ -174,7 +202,7 @@ impl pb::api_server::Api for ApiCore {
                 let msg = match item {
                     Ok(i) => Ok(pb::WatchEvent {
                         r#type: i.type_.to_string(),
-                        object: i.object.to_json(),
+                        object: i.object_json().into_owned(),
                         resource_version: i.revision,
                     }),
                     // Gone (relist) as OUT_OF_RANGE; a Secret that cannot be opened as INTERNAL.

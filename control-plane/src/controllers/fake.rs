@@ -38,7 +38,9 @@ fn client_error(e: ApplyError) -> ClientError {
     match e {
         ApplyError::NotFound { .. } => ClientError::NotFound(e.to_string()),
         ApplyError::AlreadyExists { .. } => ClientError::AlreadyExists(e.to_string()),
-        ApplyError::Conflict { .. } => ClientError::Conflict(e.to_string()),
+        ApplyError::Conflict { .. } | ApplyError::NotBindable { .. } => {
+            ClientError::Conflict(e.to_string())
+        }
         ApplyError::Invalid(m) => ClientError::Invalid(m),
     }
 }

@@ -11,7 +11,7 @@ mod snapshot;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use drover_proto::object::object_key;
 use drover_proto::selector::{FieldSelector, Selector};
@@ -38,7 +38,7 @@ impl ChangeType {
 }
 
 /// One entry of the history.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Change {
     pub revision: u64,
     pub type_: ChangeType,
@@ -50,6 +50,48 @@ pub struct Change {
     /// The object before the change, so watches with selectors can turn a
     /// modification into ADDED or DELETED for their view.
     pub prev: Option<Arc<Object>>,
+    /// `object` as JSON, made on first use and then shared by the disk
+    /// write and every watcher (serialising per watcher was most of a
+    /// change's cost).
+    json: OnceLock<Vec<u8>>,
+}
+
+impl Change {
+    pub fn new(
+        revision: u64,
+        type_: ChangeType,
+        kind: Kind,
+        key: String,
+        object: Arc<Object>,
+        prev: Option<Arc<Object>>,
+    ) -> Change {
+        Change {
+            revision,
+            type_,
+            kind,
+            key,
+            object,
+            prev,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// `object` as JSON.
+    pub fn object_json(&self) -> &[u8] {
+        self.json.get_or_init(|| self.object.to_json())
+    }
+}
+
+/// The serialised form is a cache of `object`, not part of a change's identity.
+impl PartialEq for Change {
+    fn eq(&self, other: &Change) -> bool {
+        self.revision == other.revision
+            && self.type_ == other.type_
+            && self.kind == other.kind
+            && self.key == other.key
+            && self.object == other.object
+            && self.prev == other.prev
+    }
 }
 
 /// A watch asked for a revision older than the retained history.
@@ -138,6 +180,12 @@ impl StateMachine {
             .collect()
     }
 
+    /// The retained change that made revision `revision`, if any.
+    pub fn change_at(&self, revision: u64) -> Option<&Arc<Change>> {
+        let i = self.history.partition_point(|c| c.revision < revision);
+        self.history.get(i).filter(|c| c.revision == revision)
+    }
+
     /// Every change after `revision`, oldest first.
     pub fn changes_since(&self, revision: u64) -> Result<Vec<Arc<Change>>, TooOld> {
         if revision < self.compacted {
@@ -163,6 +211,12 @@ impl StateMachine {
                 object,
                 precondition,
             } => self.update_status(object, *precondition, &mut changes),
+            Command::Bind {
+                namespace,
+                name,
+                node,
+                precondition,
+            } => self.bind(namespace, name, node, *precondition, &mut changes),
             Command::Delete {
                 kind,
                 namespace,
@@ -230,14 +284,7 @@ impl StateMachine {
         prev: Option<Arc<Object>>,
         changes: &mut Vec<Arc<Change>>,
     ) {
-        let change = Arc::new(Change {
-            revision: self.revision,
-            type_,
-            kind,
-            key,
-            object,
-            prev,
-        });
+        let change = Arc::new(Change::new(self.revision, type_, kind, key, object, prev));
         self.history.push_back(change.clone());
         while self.history.len() > self.history_limit {
             if let Some(old) = self.history.pop_front() {
@@ -435,6 +482,50 @@ impl StateMachine {
             return Ok(existing);
         }
         Ok(self.put(kind, key, new, changes))
+    }
+
+    /// Binds a pod: the same change as an update that sets `spec.nodeName`,
+    /// refused for a pod that is bound already or being deleted.
+    fn bind(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        node: &str,
+        precondition: Option<u64>,
+        changes: &mut Vec<Arc<Change>>,
+    ) -> Result<Arc<Object>, ApplyError> {
+        let key = object_key(Kind::Pod, namespace, name);
+        let existing = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| Self::not_found(Kind::Pod, name))?;
+        Self::check_precondition(&existing, Kind::Pod, precondition)?;
+        let refuse = |why: String| ApplyError::NotBindable {
+            name: name.to_string(),
+            why,
+        };
+        if existing.metadata.deletion_timestamp.is_some() {
+            return Err(refuse("it is being deleted".into()));
+        }
+        let bound = existing
+            .body
+            .get("spec")
+            .and_then(|s| s.get("nodeName"))
+            .and_then(|n| n.as_str())
+            .filter(|n| !n.is_empty());
+        if let Some(bound) = bound {
+            return Err(refuse(format!("it is already assigned to node {bound:?}")));
+        }
+        let mut new = (*existing).clone();
+        let Some(spec) = new.body.get_mut("spec").and_then(|s| s.as_object_mut()) else {
+            return Err(ApplyError::Invalid(format!(
+                "pod {name:?} has no spec to bind"
+            )));
+        };
+        spec.insert("nodeName".into(), node.into());
+        new.metadata.generation = Some(existing.metadata.generation.unwrap_or(0) + 1);
+        Ok(self.put(Kind::Pod, key, new, changes))
     }
 
     /// Every object, for snapshots and tests.

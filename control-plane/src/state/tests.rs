@@ -611,3 +611,58 @@ fn nodes_get_distinct_pod_cidrs_kept_across_updates_and_freed_on_delete() {
         "a's CIDR is free again"
     );
 }
+
+fn bind(name: &str, node: &str, precondition: Option<u64>) -> Command {
+    Command::Bind {
+        namespace: "default".into(),
+        name: name.into(),
+        node: node.into(),
+        precondition,
+    }
+}
+
+#[test]
+fn bind_sets_the_node_once_by_compare_and_set() {
+    let mut sm = StateMachine::new(100);
+    let a = create(&mut sm, pod("a", None));
+
+    let (r, changes) = sm.apply(&bind("a", "n1", Some(a.metadata.revision().unwrap() + 1)));
+    assert!(matches!(r, Err(ApplyError::Conflict { .. })), "{r:?}");
+    assert!(changes.is_empty());
+
+    let (r, changes) = sm.apply(&bind("a", "n1", a.metadata.revision()));
+    let bound = r.unwrap();
+    assert_eq!(bound.body["spec"]["nodeName"], "n1");
+    assert_eq!(
+        bound.body["spec"]["containers"],
+        a.body["spec"]["containers"]
+    );
+    assert_eq!(bound.metadata.generation, Some(2));
+    assert_eq!(bound.metadata.revision(), Some(2));
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].type_, ChangeType::Modified);
+    assert_eq!(changes[0].prev.as_deref(), Some(&*a));
+
+    // Bound already: refused even without a precondition.
+    let (r, changes) = sm.apply(&bind("a", "n2", None));
+    assert!(matches!(r, Err(ApplyError::NotBindable { .. })), "{r:?}");
+    assert!(changes.is_empty());
+    assert_eq!(sm.get(Kind::Pod, "default", "a"), Some(bound));
+
+    let (r, _) = sm.apply(&bind("missing", "n1", None));
+    assert!(matches!(r, Err(ApplyError::NotFound { .. })), "{r:?}");
+}
+
+#[test]
+fn a_pod_being_deleted_is_not_bound() {
+    let mut sm = StateMachine::new(100);
+    let mut p = pod("a", None);
+    p.metadata.finalizers.push("example.com/hold".into());
+    create(&mut sm, p);
+    sm.apply(&delete(Kind::Pod, "a", Propagation::Background, None))
+        .0
+        .unwrap();
+    let (r, changes) = sm.apply(&bind("a", "n1", None));
+    assert!(matches!(r, Err(ApplyError::NotBindable { .. })), "{r:?}");
+    assert!(changes.is_empty());
+}

@@ -113,14 +113,14 @@ pub(crate) fn load(tree: &sled::Tree, history_limit: usize) -> Result<StateMachi
             "MODIFIED" => ChangeType::Modified,
             _ => ChangeType::Deleted,
         };
-        state.push_loaded_change(Change {
-            revision: c.revision,
+        state.push_loaded_change(Change::new(
+            c.revision,
             type_,
-            kind: c.kind,
-            key: c.key.into_owned(),
-            object: Arc::new(c.object.into_owned()),
-            prev: c.prev.map(|p| Arc::new(p.into_owned())),
-        });
+            c.kind,
+            c.key.into_owned(),
+            Arc::new(c.object.into_owned()),
+            c.prev.map(|p| Arc::new(p.into_owned())),
+        ));
     }
     if !state.is_empty() && revision == 0 {
         return Err("objects present but no revision recorded".into());
@@ -210,18 +210,7 @@ pub(crate) fn persist(
     let mut b = sled::Batch::default();
     stage_objects(&mut b, changes);
     for c in changes {
-        let stored = StoredChange {
-            revision: c.revision,
-            type_: Cow::Borrowed(c.type_.as_str()),
-            kind: c.kind,
-            key: Cow::Borrowed(&c.key),
-            object: Cow::Borrowed(&c.object),
-            prev: c.prev.as_deref().map(Cow::Borrowed),
-        };
-        b.insert(
-            history_key(c.revision),
-            serde_json::to_vec(&stored).map_err(|e| e.to_string())?,
-        );
+        b.insert(history_key(c.revision), history_entry(state, c)?);
     }
     // Persisted history keeps what memory keeps: drop what was compacted.
     let compacted = state.compacted();
@@ -232,6 +221,40 @@ pub(crate) fn persist(
     b.insert(REVISION, &state.revision().to_be_bytes());
     b.insert(COMPACTED, &compacted.to_be_bytes());
     tree.apply_batch(b).map_err(|e| e.to_string())
+}
+
+/// A [`StoredChange`] as JSON, splicing in the JSON the change and its
+/// predecessor already have instead of serialising both objects again.
+fn history_entry(state: &StateMachine, c: &Change) -> Result<Vec<u8>, String> {
+    let prev = c.prev.as_ref().map(|p| {
+        let made_by = p.metadata.revision().and_then(|r| state.change_at(r));
+        match made_by {
+            Some(m) if Arc::ptr_eq(&m.object, p) => Cow::Borrowed(m.object_json()),
+            _ => Cow::Owned(p.to_json()),
+        }
+    });
+    let object = c.object_json();
+    let mut v = Vec::with_capacity(object.len() + prev.as_ref().map_or(0, |p| p.len()) + 128);
+    v.extend_from_slice(b"{\"revision\":");
+    write_json(&mut v, &c.revision)?;
+    v.extend_from_slice(b",\"type\":");
+    write_json(&mut v, &c.type_.as_str())?;
+    v.extend_from_slice(b",\"kind\":");
+    write_json(&mut v, &c.kind)?;
+    v.extend_from_slice(b",\"key\":");
+    write_json(&mut v, &c.key.as_str())?;
+    v.extend_from_slice(b",\"object\":");
+    v.extend_from_slice(object);
+    if let Some(p) = prev {
+        v.extend_from_slice(b",\"prev\":");
+        v.extend_from_slice(&p);
+    }
+    v.push(b'}');
+    Ok(v)
+}
+
+fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, x: &T) -> Result<(), String> {
+    serde_json::to_writer(out, x).map_err(|e| e.to_string())
 }
 
 /// Raft mode: stages the objects `changes` leave behind. The watch history
@@ -256,7 +279,7 @@ fn stage_objects(b: &mut sled::Batch, changes: &[Arc<Change>]) {
         let okey = format!("o/{}", c.key);
         match c.type_ {
             ChangeType::Deleted => b.remove(okey.as_bytes()),
-            _ => b.insert(okey.as_bytes(), c.object.to_json()),
+            _ => b.insert(okey.as_bytes(), c.object_json()),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! A watch: the backlog after a revision, then the live feed, filtered to one
 //! kind, namespace and selectors, without gaps or duplicates.
 
+use std::borrow::Cow;
 use std::sync::{Arc, RwLock};
 
 use drover_proto::selector::{FieldSelector, Selector};
@@ -59,6 +60,20 @@ pub struct WatchItem {
     pub type_: &'static str,
     pub object: Arc<Object>,
     pub revision: u64,
+    /// The change it shows, whose JSON every watcher shares.
+    pub(crate) change: Arc<Change>,
+}
+
+impl WatchItem {
+    /// `object` as JSON: the change's shared bytes unless `object` was
+    /// replaced on the way (an opened Secret).
+    pub fn object_json(&self) -> Cow<'_, [u8]> {
+        if Arc::ptr_eq(&self.object, &self.change.object) {
+            Cow::Borrowed(self.change.object_json())
+        } else {
+            Cow::Owned(self.object.to_json())
+        }
+    }
 }
 
 /// A running watch.
@@ -135,6 +150,7 @@ impl Watch {
                     type_,
                     object: change.object.clone(),
                     revision: change.revision,
+                    change,
                 }));
             }
         }

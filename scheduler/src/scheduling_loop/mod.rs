@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use drover_proto::client::{Client, ClientError, DeleteOptions, ListOptions, WatchEvent};
+use drover_proto::grpc::Binding;
 use drover_proto::types::{Node, Pod};
 use drover_proto::{Kind, Resource};
 use futures::StreamExt;
@@ -116,6 +117,7 @@ async fn session<F: Future>(
     loop {
         let mut more = false;
         let mut budget = SCHEDULE_BATCH;
+        let mut binds = Vec::new();
         while in_flight < config.max_concurrent_binds {
             if budget == 0 {
                 more = true;
@@ -128,7 +130,7 @@ async fn session<F: Future>(
             match decision {
                 Decision::Bind { pod, node } => {
                     in_flight += 1;
-                    tokio::spawn(bind(client.clone(), pod, node, tx.clone()));
+                    binds.push((pod, node));
                 }
                 Decision::Unschedulable {
                     pod,
@@ -145,6 +147,9 @@ async fn session<F: Future>(
                     ));
                 }
             }
+        }
+        if !binds.is_empty() {
+            tokio::spawn(bind(client.clone(), binds, tx.clone()));
         }
         let wake = st.queue.next_wakeup().map(Instant::from_std);
         tokio::select! {
@@ -199,19 +204,27 @@ fn apply(
     Ok(())
 }
 
-/// Binds by writing `spec.nodeName`; the pod's resourceVersion makes it a
-/// compare-and-set, so a pod changed meanwhile yields `Conflict`.
-async fn bind(
-    client: Client,
-    mut pod: Pod,
-    node: String,
-    done: mpsc::UnboundedSender<BindOutcome>,
-) {
-    let key = pod_key(&pod);
-    pod.spec.node_name = Some(node);
-    let result = client.update(&pod.to_object()).await.map(|_| ());
-    // The loop may have ended (shutdown); nothing is waiting then.
-    let _ = done.send(BindOutcome { key, result });
+/// Binds a pass's pods in one call; each binding is a compare-and-set on
+/// the pod's resourceVersion, so a pod changed meanwhile yields `Conflict`.
+async fn bind(client: Client, binds: Vec<(Pod, String)>, done: mpsc::UnboundedSender<BindOutcome>) {
+    let keys: Vec<String> = binds.iter().map(|(pod, _)| pod_key(pod)).collect();
+    let bindings = binds
+        .into_iter()
+        .map(|(pod, node)| Binding {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone(),
+            resource_version: pod.metadata.revision().unwrap_or(0),
+            node_name: node,
+        })
+        .collect();
+    let results = match client.bind(bindings).await {
+        Ok(results) => results,
+        Err(e) => vec![Err(e); keys.len()],
+    };
+    for (key, result) in keys.into_iter().zip(results) {
+        // The loop may have ended (shutdown); nothing is waiting then.
+        let _ = done.send(BindOutcome { key, result });
+    }
 }
 
 /// Writes the FailedScheduling Event and the PodScheduled condition, and
