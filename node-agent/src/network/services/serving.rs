@@ -4,10 +4,12 @@
 //! moment later: SIGTERM before that would fail connections in flight to
 //! it).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::model::ServicePortRule;
 
@@ -16,19 +18,35 @@ use super::model::ServicePortRule;
 /// update, in a few ms).
 pub const PROPAGATION: Duration = Duration::from_millis(500);
 const POLL: Duration = Duration::from_millis(20);
+/// How long a dropped address is remembered (far past [`PROPAGATION`]).
+const REMEMBER: Duration = Duration::from_secs(30);
 
-/// The endpoint addresses of the rules last applied here.
+/// The endpoint addresses of the rules last applied here, and when the
+/// addresses they no longer hold were dropped.
 #[derive(Debug, Clone, Default)]
-pub struct Serving(Arc<RwLock<HashSet<Ipv4Addr>>>);
+pub struct Serving(Arc<RwLock<Routed>>);
+
+#[derive(Debug, Default)]
+struct Routed {
+    now: HashSet<Ipv4Addr>,
+    dropped: HashMap<Ipv4Addr, Instant>,
+}
 
 impl Serving {
     /// Records what the rules just applied send to.
     pub fn set(&self, rules: &[ServicePortRule]) {
-        let ips = rules
+        let ips: HashSet<Ipv4Addr> = rules
             .iter()
             .flat_map(|r| r.endpoints.iter().map(|b| b.ip))
             .collect();
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = ips;
+        let now = Instant::now();
+        let mut routed = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let gone: Vec<Ipv4Addr> = routed.now.difference(&ips).copied().collect();
+        routed
+            .dropped
+            .retain(|ip, at| !ips.contains(ip) && now - *at < REMEMBER);
+        routed.dropped.extend(gone.into_iter().map(|ip| (ip, now)));
+        routed.now = ips;
     }
 
     /// Whether any service rule here sends to `ip`.
@@ -36,21 +54,28 @@ impl Serving {
         self.0
             .read()
             .unwrap_or_else(|p| p.into_inner())
+            .now
             .contains(&ip)
     }
 
-    /// Waits until no rule here sends to `ip`, then [`PROPAGATION`] for the
-    /// other nodes, all within `cap`. Returns at once for an address no
-    /// rule sends to.
+    fn dropped_at(&self, ip: Ipv4Addr) -> Option<Instant> {
+        let routed = self.0.read().unwrap_or_else(|p| p.into_inner());
+        routed.dropped.get(&ip).copied()
+    }
+
+    /// Waits until no rule here sends to `ip`, then until [`PROPAGATION`]
+    /// has passed since they stopped, for the other nodes, all within
+    /// `cap`. Returns at once for an address no rule here sent to lately.
+    /// (The rules here may drop the address before the pod's worker hears
+    /// of the deletion: the other nodes still get their time.)
     pub async fn drained(&self, ip: Ipv4Addr, cap: Duration) {
-        if !self.routes_to(ip) {
-            return;
-        }
-        let deadline = tokio::time::Instant::now() + cap;
-        while self.routes_to(ip) && tokio::time::Instant::now() < deadline {
+        let deadline = Instant::now() + cap;
+        while self.routes_to(ip) && Instant::now() < deadline {
             tokio::time::sleep(POLL).await;
         }
-        let _ = tokio::time::timeout_at(deadline, tokio::time::sleep(PROPAGATION)).await;
+        if let Some(at) = self.dropped_at(ip) {
+            tokio::time::sleep_until((at + PROPAGATION).min(deadline)).await;
+        }
     }
 }
 
@@ -95,6 +120,18 @@ mod tests {
         assert!(took >= Duration::from_millis(200) + PROPAGATION, "{took:?}");
         assert!(took < Duration::from_millis(300) + PROPAGATION, "{took:?}");
         let _ = dropper.await;
+
+        // Dropped here before the worker asked: the others still get their
+        // time, counted from the drop.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        serving.set(&[rule(&[])]);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let start = tokio::time::Instant::now();
+        serving
+            .drained(Ipv4Addr::new(10, 88, 1, 3), Duration::from_secs(5))
+            .await;
+        assert_eq!(start.elapsed(), PROPAGATION - Duration::from_millis(200));
+        serving.set(&[rule(&[[10, 88, 1, 3]])]);
 
         // Not served here: no wait. Never dropped: the cap holds.
         let start = tokio::time::Instant::now();
