@@ -23,6 +23,10 @@ impl Response {
     }
 }
 
+/// A connection, with TLS or without.
+trait Stream: std::io::Read + Write {}
+impl<T: std::io::Read + Write> Stream for T {}
+
 /// Sends one request to `api` and reads the whole answer. Any transport
 /// failure (refused, reset, timeout, handshake) is an `Err` string.
 pub fn request(
@@ -39,10 +43,15 @@ pub fn request(
     let _ = tcp.set_read_timeout(Some(timeout));
     let _ = tcp.set_write_timeout(Some(timeout));
     let _ = tcp.set_nodelay(true);
-    let name = ServerName::IpAddress(api.ip()?.into());
-    let tls = rustls::ClientConnection::new(api.tls(), name)
-        .map_err(|e| format!("TLS to {addr}: {e}"))?;
-    let mut stream = rustls::StreamOwned::new(tls, tcp);
+    let mut stream: Box<dyn Stream> = match api.tls() {
+        Some(config) => {
+            let name = ServerName::IpAddress(api.ip()?.into());
+            let tls = rustls::ClientConnection::new(config, name)
+                .map_err(|e| format!("TLS to {addr}: {e}"))?;
+            Box::new(rustls::StreamOwned::new(tls, tcp))
+        }
+        None => Box::new(tcp),
+    };
     let body = body.unwrap_or("");
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\

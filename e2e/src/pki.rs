@@ -85,7 +85,7 @@ impl LabPki {
     pub fn api(&self, addr: &str) -> Api {
         Api {
             addr: addr.to_string(),
-            pki: self.clone(),
+            pki: Some(self.clone()),
         }
     }
 }
@@ -96,17 +96,31 @@ impl LabPki {
 pub struct Api {
     /// `IP:PORT`.
     pub addr: String,
-    pki: LabPki,
+    /// `None`: plain HTTP, no credentials (a lab server with `--insecure`).
+    pki: Option<LabPki>,
 }
 
 impl Api {
+    /// A server at `addr` without TLS.
+    pub fn plain(addr: &str) -> Api {
+        Api {
+            addr: addr.to_string(),
+            pki: None,
+        }
+    }
+
     pub fn url(&self) -> String {
-        format!("https://{}", self.addr)
+        match self.pki {
+            Some(_) => format!("https://{}", self.addr),
+            None => format!("http://{}", self.addr),
+        }
     }
 
     /// The `drover` CLI's flags to reach this API as admin.
     pub fn cli_args(&self) -> Vec<String> {
-        let pki = &self.pki;
+        let Some(pki) = &self.pki else {
+            return vec!["--server".into(), self.url()];
+        };
         vec![
             "--server".into(),
             self.url(),
@@ -119,13 +133,9 @@ impl Api {
         ]
     }
 
-    /// The CA's certificate file (for curl's `--cacert`).
-    pub fn ca_file(&self) -> String {
-        self.pki.file("ca.crt")
-    }
-
-    pub(crate) fn tls(&self) -> Arc<rustls::ClientConfig> {
-        self.pki.tls.clone()
+    /// The admin's TLS settings; `None` for a plain server.
+    pub(crate) fn tls(&self) -> Option<Arc<rustls::ClientConfig>> {
+        self.pki.as_ref().map(|p| p.tls.clone())
     }
 
     /// The IP the server's certificate must name.
